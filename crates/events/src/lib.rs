@@ -1,0 +1,20 @@
+//! The idfold event model: the four event types, their validation at the edge,
+//! and the two codecs: canonical JSON (what people type and read) and Avro
+//! single-object encoding (what the log stores). No I/O, no clock.
+
+mod avro;
+mod error;
+mod model;
+mod time;
+mod validate;
+
+pub use avro::{decode_avro, encode_avro, is_avro_single_object, schema_fingerprints, AVRO_MAGIC};
+pub use error::{ReasonCode, Rejection};
+pub use model::{
+    Channel, Event, EventBody, EventKind, EventOrder, Identifier, IdentifierKind, SurveyAction,
+    MAX_EVENT_BYTES,
+};
+pub use time::{
+    format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
+};
+pub use validate::{decode_event, decode_json, validate_value};

@@ -1,0 +1,105 @@
+//! Rejected inputs, kept with their original bytes, reason and origin.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataDir, LogError};
+
+const DLQ_TREE: &str = "dlq";
+
+/// One rejected input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// A stable reason code (`invalid_json`, `too_large`, ...).
+    pub reason: String,
+    pub field: Option<String>,
+    pub message: String,
+    /// Where it came from: a file path, `stdin`, a topic...
+    pub source: String,
+    /// The line (files) or offset (logs) within the source.
+    pub position: Option<u64>,
+    /// The original bytes (the first `bytes_kept` of them when `truncated`).
+    #[serde(with = "base64_bytes")]
+    pub raw: Vec<u8>,
+    pub truncated: bool,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetterStore {
+    tree: sled::Tree,
+}
+
+impl DeadLetterStore {
+    pub fn open(dir: &DataDir) -> Result<DeadLetterStore, LogError> {
+        Ok(DeadLetterStore {
+            tree: dir.tree(DLQ_TREE)?,
+        })
+    }
+
+    /// Stores the rejections in one batch (made durable by the caller's flush).
+    pub fn append(&self, letters: &[DeadLetter]) -> Result<(), LogError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let first = match self.tree.last()? {
+            Some((key, _)) => decode_seq(&key)? + 1,
+            None => 0,
+        };
+        let mut batch = sled::Batch::default();
+        for (seq, letter) in (first..).zip(letters) {
+            let value = serde_json::to_vec(letter).map_err(|e| LogError::Corrupt {
+                what: "dead letter".into(),
+                detail: e.to_string(),
+            })?;
+            batch.insert(&seq.to_be_bytes(), value);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Every dead letter with its sequence number, oldest first.
+    pub fn list(&self) -> Result<Vec<(u64, DeadLetter)>, LogError> {
+        self.tree
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let letter = serde_json::from_slice(&value).map_err(|e| LogError::Corrupt {
+                    what: "dead letter".into(),
+                    detail: e.to_string(),
+                })?;
+                Ok((decode_seq(&key)?, letter))
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+fn decode_seq(bytes: &[u8]) -> Result<u64, LogError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| LogError::Corrupt {
+        what: "dead letter key".into(),
+        detail: format!("{} bytes", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(array))
+}

@@ -1,0 +1,23 @@
+use idfold_log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("cannot write to the log: {0}")]
+    Log(#[from] LogError),
+    #[error("cannot read {source_name}: {error}")]
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
+}
+
+impl ProducerError {
+    /// Retryable: the same inputs may be sent again (the fold drops the
+    /// re-delivered ones by message_id).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProducerError::Log(e) => e.is_retryable(),
+            ProducerError::Read { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+use idfold_log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("corrupt state at {key}: {detail}; run `idfold rebuild` to refold it from the log")]
+    Corrupt { key: String, detail: String },
+}
+
+impl ProjectorError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProjectorError::Log(e) => e.is_retryable(),
+            ProjectorError::Storage(_) | ProjectorError::Corrupt { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The projector: folds accepted events into per-profile state and two-mode
+//! MAU. `workspace`, `profile` and `mau` are pure rules (events and state in,
+//! changes out); `store` keeps them in sled and `fold` drives them from any
+//! `EventLog`, writing state and log position in one atomic batch.
+
+mod error;
+mod fold;
+mod mau;
+mod profile;
+mod record;
+mod store;
+mod workspace;
+
+pub use error::ProjectorError;
+pub use fold::{BatchReport, FoldOptions, Projector};
+pub use mau::{MauRow, MonthlyActiveUsers};
+pub use profile::ProfileAggregate;
+pub use record::{FoldRecord, SurveyStep, TraitChanges};
+pub use store::StateStore;
+pub use workspace::{Applied, WorkspaceChanges, WorkspaceState};

@@ -1,0 +1,249 @@
+//! The projection in sled. Keys put a workspace's entries together:
+//! `<kind byte><workspace_id>\0<rest>`. Kinds: `c` chunks of accepted events
+//! (what a workspace reloads from), `p` profile JSON, `i` email/device ->
+//! profile id, `m` MAU row; `o` the log position per partition.
+
+use std::io::Write;
+
+use idfold_events::{Identifier, IdentifierKind, Month};
+use idfold_log::DataDir;
+use serde_json::Value;
+
+use crate::error::ProjectorError;
+use crate::mau::MauRow;
+use crate::record::FoldRecord;
+use crate::workspace::{WorkspaceChanges, WorkspaceState};
+
+const STATE_TREE: &str = "state";
+const CHUNK: u8 = b'c';
+const PROFILE: u8 = b'p';
+const IDENTIFIER: u8 = b'i';
+const MAU: u8 = b'm';
+const POSITION: u8 = b'o';
+
+fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + workspace_id.len() + rest.len());
+    k.push(kind);
+    k.extend_from_slice(workspace_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn workspace_prefix(kind: u8, workspace_id: Option<&str>) -> Vec<u8> {
+    match workspace_id {
+        Some(w) => key(kind, w, b""),
+        None => vec![kind],
+    }
+}
+
+fn position_key(partition: u32) -> Vec<u8> {
+    let mut k = vec![POSITION];
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn corrupt(key: &[u8], detail: impl ToString) -> ProjectorError {
+    ProjectorError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// One batch's worth of writes: state and position land together or not at all.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub partition: u32,
+    /// The first offset of the batch: names its chunks.
+    pub first_offset: u64,
+    pub next_offset: u64,
+    pub workspaces: Vec<(String, WorkspaceChanges)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: DataDir,
+    tree: sled::Tree,
+}
+
+impl StateStore {
+    pub fn open(dir: &DataDir) -> Result<StateStore, ProjectorError> {
+        Ok(StateStore {
+            dir: dir.clone(),
+            tree: dir.tree(STATE_TREE)?,
+        })
+    }
+
+    /// The next offset to fold in `partition`.
+    pub fn position(&self, partition: u32) -> Result<u64, ProjectorError> {
+        let k = position_key(partition);
+        match self.tree.get(&k)? {
+            None => Ok(0),
+            Some(v) => {
+                let bytes: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt(&k, "position is not 8 bytes"))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+        }
+    }
+
+    /// Rebuilds a workspace's in-memory state from its stored chunks.
+    pub fn load_workspace(&self, workspace_id: &str) -> Result<WorkspaceState, ProjectorError> {
+        let mut state = WorkspaceState::new(workspace_id);
+        for entry in self
+            .tree
+            .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
+        {
+            let (k, v) = entry?;
+            let records: Vec<FoldRecord> =
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
+            for record in records {
+                state.apply(record);
+            }
+        }
+        state.discard_changes();
+        Ok(state)
+    }
+
+    /// Writes one checkpoint in a single atomic sled batch.
+    pub fn commit(&self, checkpoint: &Checkpoint) -> Result<(), ProjectorError> {
+        let mut batch = sled::Batch::default();
+        let mut chunk_id = checkpoint.partition.to_be_bytes().to_vec();
+        chunk_id.extend_from_slice(&checkpoint.first_offset.to_be_bytes());
+        for (w, changes) in &checkpoint.workspaces {
+            if !changes.new_records.is_empty() {
+                let value =
+                    serde_json::to_vec(&changes.new_records).map_err(|e| corrupt(b"chunk", e))?;
+                batch.insert(key(CHUNK, w, &chunk_id), value);
+            }
+            for (id, json) in &changes.profiles {
+                let k = key(PROFILE, w, id.to_string().as_bytes());
+                match json {
+                    Some(json) => batch.insert(
+                        k,
+                        serde_json::to_vec(json).map_err(|e| corrupt(b"profile", e))?,
+                    ),
+                    None => batch.remove(k),
+                }
+            }
+            for (id, target) in &changes.identifiers {
+                batch.insert(
+                    key(IDENTIFIER, w, id.to_string().as_bytes()),
+                    target.to_string().as_bytes(),
+                );
+            }
+            for row in &changes.months {
+                let value = serde_json::to_vec(row).map_err(|e| corrupt(b"mau", e))?;
+                batch.insert(key(MAU, w, row.month.as_bytes()), value);
+            }
+        }
+        batch.insert(
+            position_key(checkpoint.partition),
+            &checkpoint.next_offset.to_be_bytes(),
+        );
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), ProjectorError> {
+        Ok(self.dir.flush()?)
+    }
+
+    /// Drops every projection and position (for `rebuild`).
+    pub fn clear(&self) -> Result<(), ProjectorError> {
+        self.tree.clear()?;
+        Ok(())
+    }
+
+    pub fn profile(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<Value>, ProjectorError> {
+        let k = key(PROFILE, workspace_id, id.to_string().as_bytes());
+        self.tree
+            .get(&k)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
+    }
+
+    /// The profile an identifier belongs to now: a user is its own profile;
+    /// an email or device goes to what it resolves to.
+    pub fn lookup(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<(Identifier, Value)>, ProjectorError> {
+        let target = if id.kind == IdentifierKind::User {
+            id.clone()
+        } else {
+            let k = key(IDENTIFIER, workspace_id, id.to_string().as_bytes());
+            let Some(v) = self.tree.get(&k)? else {
+                return Ok(None);
+            };
+            let text = std::str::from_utf8(&v).map_err(|e| corrupt(&k, e))?;
+            Identifier::parse(text).ok_or_else(|| corrupt(&k, "not an identifier"))?
+        };
+        Ok(self.profile(workspace_id, &target)?.map(|p| (target, p)))
+    }
+
+    pub fn mau_row(&self, workspace_id: &str, month: Month) -> Result<MauRow, ProjectorError> {
+        let k = key(MAU, workspace_id, month.to_string().as_bytes());
+        match self.tree.get(&k)? {
+            Some(v) => parse_mau(&k, &v),
+            None => Ok(MauRow {
+                workspace_id: workspace_id.to_owned(),
+                month: month.to_string(),
+                identified: 0,
+                anonymous: 0,
+                total: 0,
+            }),
+        }
+    }
+
+    /// Every month with events, ascending; all workspaces when `None`.
+    pub fn mau_rows(&self, workspace_id: Option<&str>) -> Result<Vec<MauRow>, ProjectorError> {
+        self.tree
+            .scan_prefix(workspace_prefix(MAU, workspace_id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                parse_mau(&k, &v)
+            })
+            .collect()
+    }
+
+    /// `idfold export`: every profile, then every MAU row, as NDJSON sorted
+    /// by workspace then id / month, object keys sorted.
+    pub fn export(
+        &self,
+        workspace_id: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<(), ProjectorError> {
+        let io = |e: std::io::Error| corrupt(b"export", e);
+        for entry in self
+            .tree
+            .scan_prefix(workspace_prefix(PROFILE, workspace_id))
+        {
+            let (k, v) = entry?;
+            let mut profile: Value = serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
+            if let Value::Object(map) = &mut profile {
+                map.insert("record".into(), Value::from("profile"));
+            }
+            writeln!(out, "{profile}").map_err(io)?;
+        }
+        for row in self.mau_rows(workspace_id)? {
+            let mut value = serde_json::to_value(&row).map_err(|e| corrupt(b"mau", e))?;
+            if let Value::Object(map) = &mut value {
+                map.insert("record".into(), Value::from("mau"));
+            }
+            writeln!(out, "{value}").map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_mau(k: &[u8], v: &[u8]) -> Result<MauRow, ProjectorError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(k, e))
+}

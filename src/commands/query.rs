@@ -1,0 +1,172 @@
+//! The read commands: `mau`, `profile`, `export`, `dlq`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use idfold_events::{parse_month, Identifier};
+use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog, EventLog};
+use idfold_projector::{MauRow, StateStore};
+use serde_json::{json, Value};
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct LookupArgs {
+    #[arg(long)]
+    user_id: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    anonymous_id: Option<String>,
+}
+
+impl LookupArgs {
+    fn identifier(&self) -> Option<Identifier> {
+        match (&self.user_id, &self.email, &self.anonymous_id) {
+            (Some(u), _, _) => Some(Identifier::user(u.clone())),
+            // Emails are compared trimmed and lower-cased, as at ingest.
+            (_, Some(e), _) => Some(Identifier::email(e.trim().to_lowercase())),
+            (_, _, Some(d)) => Some(Identifier::anonymous(d.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Says so on stderr when the log holds events the fold has not reached.
+fn note_unfolded(dir: &DataDir, store: &StateStore) -> anyhow::Result<()> {
+    let log = EmbeddedLog::open(dir)?;
+    for partition in log.partitions() {
+        let behind = log
+            .end_offset(partition)?
+            .saturating_sub(store.position(partition)?);
+        if behind > 0 {
+            eprintln!("note: {behind} events in the log are not folded yet; run `idfold run --until-idle`");
+        }
+    }
+    Ok(())
+}
+
+pub fn mau(
+    data: &Path,
+    workspace: &str,
+    month: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(data)?;
+    let store = StateStore::open(&dir)?;
+    note_unfolded(&dir, &store)?;
+    let mut out = std::io::stdout().lock();
+    match month {
+        Some(text) => {
+            let month = parse_month(text)
+                .with_context(|| format!("--month must be YYYY-MM, got {text:?}"))?;
+            let row = store.mau_row(workspace, month)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&row)?)?;
+            } else {
+                print_table(&mut out, &[row])?;
+            }
+        }
+        None => {
+            let rows = store.mau_rows(Some(workspace))?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+            } else {
+                print_table(&mut out, &rows)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_table(out: &mut dyn Write, rows: &[MauRow]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<20} {:<8} {:>12} {:>12} {:>12}",
+        "workspace", "month", "identified", "anonymous", "total"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<20} {:<8} {:>12} {:>12} {:>12}",
+            r.workspace_id, r.month, r.identified, r.anonymous, r.total
+        )?;
+    }
+    Ok(())
+}
+
+pub fn profile(
+    data: &Path,
+    workspace: &str,
+    lookup: &LookupArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let id = lookup
+        .identifier()
+        .context("give one of --user-id, --email, --anonymous-id")?;
+    let dir = DataDir::open(data)?;
+    let store = StateStore::open(&dir)?;
+    note_unfolded(&dir, &store)?;
+    let Some((target, mut profile)) = store.lookup(workspace, &id)? else {
+        eprintln!("no profile for {id} in workspace {workspace}");
+        return Ok(ExitCode::from(2));
+    };
+    if target != id {
+        if let Value::Object(map) = &mut profile {
+            map.insert("resolved_from".into(), json!(id.to_string()));
+        }
+    }
+    let text = if json {
+        serde_json::to_string(&profile)?
+    } else {
+        serde_json::to_string_pretty(&profile)?
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(data: &Path, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(data)?;
+    let store = StateStore::open(&dir)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    store.export(workspace, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dlq(data: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(data)?;
+    let letters = DeadLetterStore::open(&dir)?.list()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let items: Vec<Value> = letters
+            .iter()
+            .map(|(seq, l)| {
+                let mut item = json!({
+                    "seq": seq, "reason": l.reason, "field": l.field, "message": l.message,
+                    "source": l.source, "position": l.position, "truncated": l.truncated,
+                });
+                // The original bytes: as text when they are UTF-8, else base64.
+                match std::str::from_utf8(&l.raw) {
+                    Ok(text) => item["raw"] = json!(text),
+                    Err(_) => {
+                        use base64::Engine;
+                        item["raw_base64"] =
+                            json!(base64::engine::general_purpose::STANDARD.encode(&l.raw));
+                    }
+                }
+                item
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&items)?)?;
+    } else {
+        for (seq, l) in &letters {
+            let at = l.position.map(|p| format!(":{p}")).unwrap_or_default();
+            writeln!(out, "{seq:>6} {}{at} {}: {}", l.source, l.reason, l.message)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
