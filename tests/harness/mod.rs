@@ -1,0 +1,92 @@
+//! One harness for process-level tests: a fresh data directory removed on
+//! drop, and the real `idfold` binary run against it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_idfold");
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// An idfold data directory, deleted when dropped.
+pub struct Idfold {
+    dir: TempDir,
+}
+
+impl Idfold {
+    pub fn new() -> Idfold {
+        Idfold { dir: tempfile::tempdir().expect("a temporary directory") }
+    }
+
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `idfold <sub> --data DIR <args...>`, waited for.
+    pub fn run(&self, sub: &str, args: &[&str]) -> Output {
+        self.command(sub, args).output().expect("idfold runs")
+    }
+
+    /// Like `run`, asserting exit 0 and returning stdout.
+    pub fn ok(&self, sub: &str, args: &[&str]) -> String {
+        let out = self.run(sub, args);
+        assert!(
+            out.status.success(),
+            "idfold {sub} {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    pub fn command(&self, sub: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(sub).arg("--data").arg(self.data()).args(args);
+        cmd.env_remove("IDFOLD_DATA").stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn spawn(&self, sub: &str, args: &[&str]) -> Child {
+        self.command(sub, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("idfold starts")
+    }
+
+    pub fn ingest(&self, file: &Path) -> String {
+        self.ok("ingest", &["--json", file.to_str().expect("UTF-8 path")])
+    }
+
+    pub fn fold(&self) -> String {
+        self.ok("run", &["--until-idle"]);
+        self.export()
+    }
+
+    pub fn export(&self) -> String {
+        self.ok("export", &[])
+    }
+
+    pub fn json(&self, sub: &str, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(sub, args)).expect("JSON output")
+    }
+}
+
+/// A generated workload written to a temporary NDJSON file.
+pub fn generated_workload(events: usize, seed: u64) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("workload.ndjson");
+    let out = Command::new(BIN)
+        .args(["generate", "--events", &events.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("idfold generate runs");
+    assert!(out.status.success());
+    std::fs::write(&path, out.stdout).expect("workload written");
+    (dir, path)
+}
