@@ -32,7 +32,8 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut projector = Projector::open(&dir, FoldOptions::default())?;
     let folded = projector.fold_until_idle(&log, |_| {})?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "data directory: {}", path.display())?;
+    let kept = if temp.path() == path { " (temporary, removed on exit; pass --data DIR to keep it)" } else { "" };
+    writeln!(out, "data directory: {}{kept}", path.display())?;
     writeln!(
         out,
         "ingested {} events ({} rejected, see `idfold dlq`); folded {} ({} re-deliveries dropped)\n",

@@ -72,7 +72,7 @@ pub fn run(data: &Path, until_idle: bool, args: &FoldArgs) -> anyhow::Result<Exi
             }
         }
         if read == 0 {
-            runtime.block_on(tokio::time::sleep(IDLE_POLL));
+            runtime.block_on(async { tokio::time::sleep(IDLE_POLL).await });
         }
     }
     projector.store().flush()?;
