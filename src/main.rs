@@ -4,6 +4,11 @@
 
 mod commands;
 
+/// The fold allocates many small strings and maps; mimalloc serves them
+/// markedly faster than the system allocator (see the fold benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -114,9 +114,7 @@ impl StateStore {
         chunk_id.extend_from_slice(&checkpoint.first_offset.to_be_bytes());
         for (w, changes) in &checkpoint.workspaces {
             if !changes.new_records.is_empty() {
-                let value =
-                    serde_json::to_vec(&changes.new_records).map_err(|e| corrupt(b"chunk", e))?;
-                batch.insert(key(CHUNK, w, &chunk_id), value);
+                batch.insert(key(CHUNK, w, &chunk_id), changes.new_records.as_slice());
             }
             for (id, json) in &changes.profiles {
                 let k = key(PROFILE, w, id.to_string().as_bytes());

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use idfold_events::{month_end_nanos, month_of, Identifier, IdentifierKind, Month};
+use idfold_events::{month_end_nanos, month_of, EventTime, Identifier, IdentifierKind, Month};
 use idfold_stitching::{asserted_links, IdentityGraph, LinkInsert};
 use serde_json::Value;
 
@@ -23,7 +23,8 @@ pub enum Applied {
 /// What the store must write after a run of `apply`.
 #[derive(Debug, Default)]
 pub struct WorkspaceChanges {
-    pub new_records: Vec<FoldRecord>,
+    /// The newly folded records, one JSON object per line.
+    pub new_records: Vec<u8>,
     /// Profile id -> its JSON, or None where the profile no longer exists.
     pub profiles: Vec<(Identifier, Option<Value>)>,
     /// Email or device -> the profile it resolves to now.
@@ -33,7 +34,7 @@ pub struct WorkspaceChanges {
 
 #[derive(Debug, Default)]
 struct Dirty {
-    new_records: Vec<FoldRecord>,
+    new_records: Vec<u8>,
     profiles: BTreeSet<Identifier>,
     identifiers: BTreeSet<Identifier>,
     months: BTreeSet<Month>,
@@ -45,11 +46,27 @@ pub struct WorkspaceState {
     seen: HashSet<String>,
     graph: IdentityGraph,
     /// subject identifier -> the accepted events it was the subject of.
-    histories: HashMap<Identifier, Vec<FoldRecord>>,
+    histories: HashMap<Identifier, Vec<HistoryEntry>>,
     profiles: HashMap<Identifier, ProfileAggregate>,
     mau: MonthlyActiveUsers,
     dirty: Dirty,
     events: usize,
+}
+
+/// One event in its subject's history: what placing it needs, and the
+/// record itself encoded (decoded only when a profile is refolded), which
+/// keeps a resident event to a few hundred bytes.
+#[derive(Debug)]
+struct HistoryEntry {
+    time: EventTime,
+    survey: bool,
+    encoded: Box<[u8]>,
+}
+
+impl HistoryEntry {
+    fn decode(&self) -> Option<FoldRecord> {
+        serde_json::from_slice(&self.encoded).ok()
+    }
 }
 
 /// Where one event counts: its profile (all links) and its month's MAU
@@ -77,11 +94,11 @@ impl WorkspaceState {
         self.events
     }
 
-    fn place(&self, subject: &Identifier, record: &FoldRecord) -> Placement {
-        let horizon = month_end_nanos(month_of(record.time));
+    fn place(&self, subject: &Identifier, time: EventTime) -> Placement {
+        let horizon = month_end_nanos(month_of(time));
         Placement {
-            profile: self.graph.resolve_identity(subject, record.time),
-            mau: self.graph.resolve_within(subject, record.time, horizon),
+            profile: self.graph.resolve_identity(subject, time),
+            mau: self.graph.resolve_within(subject, time, horizon),
         }
     }
 
@@ -115,7 +132,7 @@ impl WorkspaceState {
             }
         }
         let subject = record.subject();
-        let placement = self.place(&subject, &record);
+        let placement = self.place(&subject, record.time);
         let month = month_of(record.time);
         self.mau.add(month, &placement.mau, record.is_survey());
         self.dirty.months.insert(month);
@@ -124,8 +141,17 @@ impl WorkspaceState {
             .or_default()
             .apply(&record);
         self.dirty.profiles.insert(placement.profile);
-        self.dirty.new_records.push(record.clone());
-        self.histories.entry(subject).or_default().push(record);
+        // Encoded once: the history keeps these bytes and the store's chunk
+        // is the same lines. (Encoding cannot fail: every map key is a
+        // string and a serde_json number is always finite.)
+        let encoded = serde_json::to_vec(&record).unwrap_or_default();
+        self.dirty.new_records.extend_from_slice(&encoded);
+        self.dirty.new_records.push(b'\n');
+        self.histories.entry(subject).or_default().push(HistoryEntry {
+            time: record.time,
+            survey: record.is_survey(),
+            encoded: encoded.into_boxed_slice(),
+        });
         self.events += 1;
         Applied::Folded
     }
@@ -144,7 +170,7 @@ impl WorkspaceState {
                 let placements = self
                     .histories
                     .get(id)
-                    .map_or_else(Vec::new, |h| h.iter().map(|r| self.place(id, r)).collect());
+                    .map_or_else(Vec::new, |h| h.iter().map(|e| self.place(id, e.time)).collect());
                 (id.clone(), placements)
             })
             .collect();
@@ -160,12 +186,12 @@ impl WorkspaceState {
             let Some(history) = self.histories.get(id) else {
                 continue;
             };
-            for (record, old) in history.iter().zip(old) {
-                let new = self.place(id, record);
+            for (entry, old) in history.iter().zip(old) {
+                let new = self.place(id, entry.time);
                 if new.mau != old.mau {
-                    let month = month_of(record.time);
-                    self.mau.remove(month, &old.mau, record.is_survey());
-                    self.mau.add(month, &new.mau, record.is_survey());
+                    let month = month_of(entry.time);
+                    self.mau.remove(month, &old.mau, entry.survey);
+                    self.mau.add(month, &new.mau, entry.survey);
                     self.dirty.months.insert(month);
                 }
                 if new.profile != old.profile {
@@ -192,9 +218,11 @@ impl WorkspaceState {
     fn recompute_profile(&mut self, target: Identifier) {
         let mut aggregate = ProfileAggregate::default();
         for candidate in self.graph.candidates(&target) {
-            for record in self.histories.get(&candidate).into_iter().flatten() {
-                if self.graph.resolve_identity(&candidate, record.time) == target {
-                    aggregate.apply(record);
+            for entry in self.histories.get(&candidate).into_iter().flatten() {
+                if self.graph.resolve_identity(&candidate, entry.time) == target {
+                    if let Some(record) = entry.decode() {
+                        aggregate.apply(&record);
+                    }
                 }
             }
         }

@@ -28,7 +28,12 @@ pub fn days_from_civil(year: i64, month: u32) -> i64 {
 pub fn rfc3339(secs: i64) -> String {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s % 3600 / 60, s % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 #[cfg(test)]
@@ -41,5 +46,14 @@ mod tests {
         assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_772_323_199), "2026-02-28T23:59:59Z");
         assert_eq!(days_from_civil(2026, 1) * 86_400, 1_767_225_600);
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        for days in -800_000..800_000 {
+            let (y, m, d) = civil_from_days(days);
+            assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+            assert_eq!(days_from_civil(y, m) + i64::from(d) - 1, days);
+        }
     }
 }

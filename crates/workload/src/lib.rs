@@ -1,9 +1,16 @@
-//! A deterministic generator of realistic idfold workloads (skewed
-//! workspaces, anonymous browsing, sign-ins, shared devices, email links,
-//! multi-step survey responses, late events and exact re-deliveries) for
-//! benchmarks, crash tests and trying idfold out.
+//! A deterministic generator of realistic idfold event workloads (NDJSON in
+//! the canonical event form) for benchmarks, crash tests and demos: the same
+//! [`WorkloadSpec`] always gives the same lines, byte for byte.
 
 mod civil_time;
 mod generator;
+mod json;
+mod population;
+mod sessions;
+mod spec;
 
-pub use generator::{generate, write_ndjson, WorkloadSpec};
+pub use generator::{generate, write_ndjson};
+pub use spec::WorkloadSpec;
+
+#[cfg(test)]
+mod tests;
