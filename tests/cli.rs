@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 fn sample() -> Idfold {
     let idfold = Idfold::new();
-    let counts: Value = serde_json::from_str(&idfold.ingest(&fixture("sample.ndjson"))).expect("JSON counts");
+    let counts: Value =
+        serde_json::from_str(&idfold.ingest(&fixture("sample.ndjson"))).expect("JSON counts");
     assert_eq!(counts, json!({"accepted": 19, "rejected": 3}));
     idfold.ok("run", &["--until-idle"]);
     idfold
@@ -17,8 +18,14 @@ fn sample() -> Idfold {
 #[test]
 fn ingest_reports_each_rejection_by_line_with_its_code() {
     let idfold = Idfold::new();
-    let out = idfold.run("ingest", &["--json", fixture("rejects.ndjson").to_str().expect("path")]);
-    assert!(out.status.success(), "without --strict, rejections still exit 0");
+    let out = idfold.run(
+        "ingest",
+        &["--json", fixture("rejects.ndjson").to_str().expect("path")],
+    );
+    assert!(
+        out.status.success(),
+        "without --strict, rejections still exit 0"
+    );
     let counts: Value = serde_json::from_slice(&out.stdout).expect("JSON counts");
     assert_eq!(counts, json!({"accepted": 1, "rejected": 14}));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -43,10 +50,20 @@ fn ingest_reports_each_rejection_by_line_with_its_code() {
     for ((n, code), line) in expected.iter().zip(&lines) {
         assert!(line.starts_with(&format!("line {n}: {code}: ")), "{line}");
     }
-    assert!(lines[4].contains("message_id"), "the message names the field: {}", lines[4]);
+    assert!(
+        lines[4].contains("message_id"),
+        "the message names the field: {}",
+        lines[4]
+    );
     assert!(lines[6].contains("timestamp"), "{}", lines[6]);
 
-    let strict = idfold.run("ingest", &["--strict", fixture("rejects.ndjson").to_str().expect("path")]);
+    let strict = idfold.run(
+        "ingest",
+        &[
+            "--strict",
+            fixture("rejects.ndjson").to_str().expect("path"),
+        ],
+    );
     assert_eq!(strict.status.code(), Some(1));
 }
 
@@ -79,16 +96,29 @@ fn oversized_binary_and_unknown_avro_inputs_are_rejected_not_fatal() {
     assert!(stderr.contains("line 4: invalid_json: "), "{stderr}");
     let dlq = idfold.json("dlq", &["--json"]);
     let items = dlq.as_array().expect("array");
-    assert_eq!(items.len(), 4, "accepted + rejected = received: all four are kept");
+    assert_eq!(
+        items.len(),
+        4,
+        "accepted + rejected = received: all four are kept"
+    );
     assert_eq!(items[2]["truncated"], json!(true));
-    assert!(items[3].get("raw_base64").is_some(), "non-UTF-8 bytes are kept as base64");
+    assert!(
+        items[3].get("raw_base64").is_some(),
+        "non-UTF-8 bytes are kept as base64"
+    );
 }
 
 #[test]
 fn mau_counts_identified_and_anonymous_visitors_by_month() {
     let idfold = sample();
-    let jan = idfold.json("mau", &["--workspace", "acme", "--month", "2026-01", "--json"]);
-    assert_eq!(jan, json!({"workspace_id": "acme", "month": "2026-01", "identified": 1, "anonymous": 0, "total": 1}));
+    let jan = idfold.json(
+        "mau",
+        &["--workspace", "acme", "--month", "2026-01", "--json"],
+    );
+    assert_eq!(
+        jan,
+        json!({"workspace_id": "acme", "month": "2026-01", "identified": 1, "anonymous": 0, "total": 1})
+    );
     let all = idfold.json("mau", &["--workspace", "acme", "--json"]);
     assert_eq!(
         all,
@@ -99,12 +129,23 @@ fn mau_counts_identified_and_anonymous_visitors_by_month() {
     );
     // The visitor who responded on Jan 31 and signed in on Feb 1 stays anonymous in January.
     let globex = idfold.json("mau", &["--workspace", "globex", "--json"]);
-    assert_eq!(globex[0], json!({"workspace_id": "globex", "month": "2026-01", "identified": 1, "anonymous": 1, "total": 2}));
+    assert_eq!(
+        globex[0],
+        json!({"workspace_id": "globex", "month": "2026-01", "identified": 1, "anonymous": 1, "total": 2})
+    );
     assert_eq!(globex[1]["identified"], json!(1));
-    let empty = idfold.json("mau", &["--workspace", "acme", "--month", "2025-12", "--json"]);
+    let empty = idfold.json(
+        "mau",
+        &["--workspace", "acme", "--month", "2025-12", "--json"],
+    );
     assert_eq!(empty["total"], json!(0));
     let table = idfold.ok("mau", &["--workspace", "acme"]);
-    assert!(table.lines().any(|l| l.starts_with("acme") && l.contains("2026-02") && l.trim_end().ends_with('5')), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("acme") && l.contains("2026-02") && l.trim_end().ends_with('5')),
+        "{table}"
+    );
     let bad = idfold.run("mau", &["--workspace", "acme", "--month", "2026-13"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM"));
@@ -113,33 +154,95 @@ fn mau_counts_identified_and_anonymous_visitors_by_month() {
 #[test]
 fn profile_lookups_follow_links_to_the_user() {
     let idfold = sample();
-    let alice = idfold.json("profile", &["--workspace", "acme", "--email", " ALICE@acme.io", "--json"]);
+    let alice = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--email", " ALICE@acme.io", "--json"],
+    );
     assert_eq!(alice["id"], json!("user:alice"));
     assert_eq!(alice["resolved_from"], json!("email:alice@acme.io"));
     assert_eq!(alice["kind"], json!("identified"));
     assert_eq!(alice["emails"], json!(["alice@acme.io"]));
     assert_eq!(alice["anonymous_ids"], json!(["device-1"]));
-    assert_eq!(alice["traits"], json!({"name": "Alice", "plan": "pro", "signup_source": "pricing-page"}));
-    assert_eq!(alice["event_counts"], json!({"identify": 1, "traits": 1, "track": 1, "survey": 5}));
-    assert_eq!(alice["first_seen"], json!("2026-01-02T09:00:00Z"), "the late pre-sign-in event is adopted");
-    assert_eq!(alice["surveys"]["nps-q1"], json!({"shown": 1, "dismissed": 1, "responded": 1}));
-    assert_eq!(alice["responses"][0]["answers"], json!({"comment": "Great support", "nps": 9}));
-    assert_eq!(alice["responses"][0]["timestamp"], json!("2026-02-02T12:00:30Z"));
+    assert_eq!(
+        alice["traits"],
+        json!({"name": "Alice", "plan": "pro", "signup_source": "pricing-page"})
+    );
+    assert_eq!(
+        alice["event_counts"],
+        json!({"identify": 1, "traits": 1, "track": 1, "survey": 5})
+    );
+    assert_eq!(
+        alice["first_seen"],
+        json!("2026-01-02T09:00:00Z"),
+        "the late pre-sign-in event is adopted"
+    );
+    assert_eq!(
+        alice["surveys"]["nps-q1"],
+        json!({"shown": 1, "dismissed": 1, "responded": 1})
+    );
+    assert_eq!(
+        alice["responses"][0]["answers"],
+        json!({"comment": "Great support", "nps": 9})
+    );
+    assert_eq!(
+        alice["responses"][0]["timestamp"],
+        json!("2026-02-02T12:00:30Z")
+    );
     assert_eq!(alice["track"]["Page Viewed"]["count"], json!(1));
 
     // A shared device belongs to whoever signed in last; its history splits by time.
-    let carol = idfold.json("profile", &["--workspace", "acme", "--anonymous-id", "device-4", "--json"]);
+    let carol = idfold.json(
+        "profile",
+        &[
+            "--workspace",
+            "acme",
+            "--anonymous-id",
+            "device-4",
+            "--json",
+        ],
+    );
     assert_eq!(carol["id"], json!("user:carol"));
-    let bob = idfold.json("profile", &["--workspace", "acme", "--user-id", "bob", "--json"]);
-    assert_eq!(bob["track"]["Report Exported"]["last"], json!("2026-02-15T09:00:00Z"));
-    assert_eq!(bob["anonymous_ids"], json!([]), "device-4 resolves to carol now");
+    let bob = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--user-id", "bob", "--json"],
+    );
+    assert_eq!(
+        bob["track"]["Report Exported"]["last"],
+        json!("2026-02-15T09:00:00Z")
+    );
+    assert_eq!(
+        bob["anonymous_ids"],
+        json!([]),
+        "device-4 resolves to carol now"
+    );
 
-    let dave = idfold.json("profile", &["--workspace", "acme", "--email", "dave@acme.io", "--json"]);
-    assert_eq!((dave["id"].clone(), dave["user_id"].clone()), (json!("email:dave@acme.io"), Value::Null));
-    assert_eq!(dave["responses"][0]["context"], json!({"campaign": "feb-newsletter"}));
+    let dave = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--email", "dave@acme.io", "--json"],
+    );
+    assert_eq!(
+        (dave["id"].clone(), dave["user_id"].clone()),
+        (json!("email:dave@acme.io"), Value::Null)
+    );
+    assert_eq!(
+        dave["responses"][0]["context"],
+        json!({"campaign": "feb-newsletter"})
+    );
 
-    let device3 = idfold.json("profile", &["--workspace", "acme", "--anonymous-id", "device-3", "--json"]);
-    assert_eq!((device3["kind"].clone(), device3["traits"].clone()), (json!("anonymous"), json!({})));
+    let device3 = idfold.json(
+        "profile",
+        &[
+            "--workspace",
+            "acme",
+            "--anonymous-id",
+            "device-3",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (device3["kind"].clone(), device3["traits"].clone()),
+        (json!("anonymous"), json!({}))
+    );
 
     let missing = idfold.run("profile", &["--workspace", "acme", "--user-id", "nobody"]);
     assert_eq!(missing.status.code(), Some(2));
@@ -150,20 +253,39 @@ fn profile_lookups_follow_links_to_the_user() {
 fn export_is_byte_identical_across_redelivery_and_rebuild() {
     let idfold = sample();
     let first = idfold.export();
-    assert!(first.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
-    let records: Vec<Value> = first.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    let kinds: Vec<&str> = records.iter().map(|r| r["record"].as_str().unwrap_or("")).collect();
+    assert!(first
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    let records: Vec<Value> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"].as_str().unwrap_or(""))
+        .collect();
     let first_mau = kinds.iter().position(|k| *k == "mau").expect("MAU rows");
-    assert!(kinds[..first_mau].iter().all(|k| *k == "profile") && kinds[first_mau..].iter().all(|k| *k == "mau"));
+    assert!(
+        kinds[..first_mau].iter().all(|k| *k == "profile")
+            && kinds[first_mau..].iter().all(|k| *k == "mau")
+    );
 
     // Every event delivered again: nothing changes.
     idfold.ingest(&fixture("sample.ndjson"));
     let run = idfold.run("run", &["--until-idle"]);
-    assert!(String::from_utf8_lossy(&run.stderr).contains("19 duplicates dropped"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("19 duplicates dropped"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(idfold.export(), first);
 
     idfold.ok("rebuild", &[]);
-    assert_eq!(idfold.export(), first, "a rebuild equals the incremental fold");
+    assert_eq!(
+        idfold.export(),
+        first,
+        "a rebuild equals the incremental fold"
+    );
 
     let acme = idfold.ok("export", &["--workspace", "acme"]);
     assert!(acme.lines().all(|l| l.contains(r#""workspace_id":"acme""#)));
@@ -175,11 +297,20 @@ fn dlq_lists_rejections_with_reasons_and_original_bytes() {
     let idfold = sample();
     let dlq = idfold.json("dlq", &["--json"]);
     let items = dlq.as_array().expect("array");
-    let reasons: Vec<&str> = items.iter().map(|i| i["reason"].as_str().unwrap_or("")).collect();
-    assert_eq!(reasons, vec!["identified_user_required", "invalid_field", "invalid_json"]);
+    let reasons: Vec<&str> = items
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["identified_user_required", "invalid_field", "invalid_json"]
+    );
     assert_eq!(items[1]["field"], json!("user_id"));
     assert_eq!(items[1]["position"], json!(18));
-    assert!(items[2]["raw"].as_str().unwrap_or("").starts_with(r#"{"type":"track","message_id":"acme-018""#));
+    assert!(items[2]["raw"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with(r#"{"type":"track","message_id":"acme-018""#));
     let text = idfold.ok("dlq", &[]);
     assert_eq!(text.lines().count(), 3);
 }
@@ -207,10 +338,21 @@ fn a_second_process_on_the_same_directory_gets_a_clear_error() {
 
 #[test]
 fn demo_runs_the_sample_end_to_end() {
-    let out = std::process::Command::new(harness::BIN).arg("demo").output().expect("demo runs");
+    let out = std::process::Command::new(harness::BIN)
+        .arg("demo")
+        .output()
+        .expect("demo runs");
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("ingested 19 events (3 rejected"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("acme") && l.contains("2026-02")), "{stdout}");
+    assert!(
+        stdout.contains("ingested 19 events (3 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("acme") && l.contains("2026-02")),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"id\": \"user:alice\""), "{stdout}");
 }

@@ -17,7 +17,10 @@ fn sigkill_at_random_moments_changes_nothing() {
     let clean = Idfold::new();
     clean.ingest(&workload);
     let expected = clean.fold();
-    assert!(expected.lines().count() > 1_000, "the workload folds into many profiles");
+    assert!(
+        expected.lines().count() > 1_000,
+        "the workload folds into many profiles"
+    );
 
     let crashed = Idfold::new();
     crashed.ingest(&workload);
@@ -27,7 +30,10 @@ fn sigkill_at_random_moments_changes_nothing() {
     let mut kills_mid_fold = 0;
     for _ in 0..6 {
         // Small batches: many commits, so kills land between and inside them.
-        let mut child = crashed.spawn("run", &["--batch-size", "700", "--max-resident-events", "5000"]);
+        let mut child = crashed.spawn(
+            "run",
+            &["--batch-size", "700", "--max-resident-events", "5000"],
+        );
         std::thread::sleep(Duration::from_millis(rng.gen_range(100..900)));
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
@@ -36,7 +42,10 @@ fn sigkill_at_random_moments_changes_nothing() {
             kills_mid_fold += 1;
         }
     }
-    assert!(kills_mid_fold > 0, "at least one run was killed before it caught up");
+    assert!(
+        kills_mid_fold > 0,
+        "at least one run was killed before it caught up"
+    );
     assert_eq!(crashed.fold(), expected, "seed {seed}");
 }
 
@@ -48,12 +57,18 @@ fn sigterm_stops_the_follower_cleanly_with_its_work_kept() {
     let mut child = idfold.spawn("run", &["--batch-size", "500"]);
     std::thread::sleep(Duration::from_millis(1_500));
     let pid = child.id().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
     let exit = child.wait().expect("reaped");
     assert!(exit.success(), "SIGTERM exits 0, got {exit}");
     let after_term = idfold.export();
-    assert!(!after_term.is_empty(), "the follower committed its work before exiting");
+    assert!(
+        !after_term.is_empty(),
+        "the follower committed its work before exiting"
+    );
     let clean = Idfold::new();
     clean.ingest(&workload);
     assert_eq!(idfold.fold(), clean.fold());

@@ -32,7 +32,11 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut projector = Projector::open(&dir, FoldOptions::default())?;
     let folded = projector.fold_until_idle(&log, |_| {})?;
     let mut out = std::io::stdout().lock();
-    let kept = if temp.path() == path { " (temporary, removed on exit; pass --data DIR to keep it)" } else { "" };
+    let kept = if temp.path() == path {
+        " (temporary, removed on exit; pass --data DIR to keep it)"
+    } else {
+        ""
+    };
     writeln!(out, "data directory: {}{kept}", path.display())?;
     writeln!(
         out,

@@ -11,7 +11,9 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_idfold");
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// An idfold data directory, deleted when dropped.
@@ -21,7 +23,9 @@ pub struct Idfold {
 
 impl Idfold {
     pub fn new() -> Idfold {
-        Idfold { dir: tempfile::tempdir().expect("a temporary directory") }
+        Idfold {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
     }
 
     pub fn data(&self) -> &Path {
@@ -83,7 +87,13 @@ pub fn generated_workload(events: usize, seed: u64) -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("workload.ndjson");
     let out = Command::new(BIN)
-        .args(["generate", "--events", &events.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "generate",
+            "--events",
+            &events.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .output()
         .expect("idfold generate runs");
     assert!(out.status.success());

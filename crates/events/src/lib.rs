@@ -11,7 +11,10 @@ mod validate;
 pub use avro::{decode_avro, encode_avro, is_avro_single_object, schema_fingerprints, AVRO_MAGIC};
 pub use error::{ReasonCode, Rejection};
 pub use model::{
-    Channel, Event, EventBody, EventKind, EventOrder, Identifier, IdentifierKind, SurveyAction, MAX_EVENT_BYTES,
+    Channel, Event, EventBody, EventKind, EventOrder, Identifier, IdentifierKind, SurveyAction,
+    MAX_EVENT_BYTES,
 };
-pub use time::{format_nanos, month_of, month_end_nanos, parse_month, parse_rfc3339, EventTime, Month};
-pub use validate::{decode_event, decode_json, validate_value};
+pub use time::{
+    format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
+};
+pub use validate::{decode_event, decode_json, validate_value, PLACEHOLDER_IDENTIFIERS};

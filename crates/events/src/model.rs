@@ -139,13 +139,22 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn user(value: impl Into<String>) -> Self {
-        Identifier { kind: IdentifierKind::User, value: value.into() }
+        Identifier {
+            kind: IdentifierKind::User,
+            value: value.into(),
+        }
     }
     pub fn email(value: impl Into<String>) -> Self {
-        Identifier { kind: IdentifierKind::Email, value: value.into() }
+        Identifier {
+            kind: IdentifierKind::Email,
+            value: value.into(),
+        }
     }
     pub fn anonymous(value: impl Into<String>) -> Self {
-        Identifier { kind: IdentifierKind::Anonymous, value: value.into() }
+        Identifier {
+            kind: IdentifierKind::Anonymous,
+            value: value.into(),
+        }
     }
 
     /// Users and emails are identified people; devices are anonymous.
@@ -156,10 +165,17 @@ impl Identifier {
     /// Parses the `kind:value` form that profiles use as their id.
     pub fn parse(text: &str) -> Option<Identifier> {
         let (prefix, value) = text.split_once(':')?;
-        let kind = [IdentifierKind::User, IdentifierKind::Email, IdentifierKind::Anonymous]
-            .into_iter()
-            .find(|k| k.prefix() == prefix)?;
-        (!value.is_empty()).then(|| Identifier { kind, value: value.to_owned() })
+        let kind = [
+            IdentifierKind::User,
+            IdentifierKind::Email,
+            IdentifierKind::Anonymous,
+        ]
+        .into_iter()
+        .find(|k| k.prefix() == prefix)?;
+        (!value.is_empty()).then(|| Identifier {
+            kind,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -231,7 +247,10 @@ impl Event {
     }
 
     pub fn order(&self) -> EventOrder {
-        EventOrder { time: self.event_time, message_id: self.message_id.clone() }
+        EventOrder {
+            time: self.event_time,
+            message_id: self.message_id.clone(),
+        }
     }
 
     /// The strongest identifier the event carries: user, else email, else device.
@@ -249,9 +268,11 @@ impl Event {
     /// The response a `responded` step belongs to: `response_id`, or the message_id.
     pub fn response_id(&self) -> Option<&str> {
         match &self.body {
-            EventBody::Survey { action: SurveyAction::Responded, response_id, .. } => {
-                Some(response_id.as_deref().unwrap_or(&self.message_id))
-            }
+            EventBody::Survey {
+                action: SurveyAction::Responded,
+                response_id,
+                ..
+            } => Some(response_id.as_deref().unwrap_or(&self.message_id)),
             _ => None,
         }
     }
@@ -286,7 +307,11 @@ impl Event {
                     put("traits", t);
                 }
             }
-            EventBody::Traits { traits, set_once, unset } => {
+            EventBody::Traits {
+                traits,
+                set_once,
+                unset,
+            } => {
                 put("traits", Value::Object(traits.clone()));
                 if let Some(s) = object(set_once) {
                     put("set_once", s);
@@ -301,7 +326,13 @@ impl Event {
                     put("properties", p);
                 }
             }
-            EventBody::Survey { survey_id, action, response_id, answers, context } => {
+            EventBody::Survey {
+                survey_id,
+                action,
+                response_id,
+                answers,
+                context,
+            } => {
                 put("survey_id", Value::from(survey_id.clone()));
                 put("action", Value::from(action.as_str()));
                 if let Some(r) = response_id {

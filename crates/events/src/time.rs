@@ -20,9 +20,15 @@ pub struct Month {
 impl Month {
     pub fn next(self) -> Month {
         if self.month == 12 {
-            Month { year: self.year + 1, month: 1 }
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            Month { year: self.year, month: self.month + 1 }
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 }
@@ -53,7 +59,10 @@ pub fn format_nanos(nanos: EventTime) -> String {
 pub fn month_of(nanos: EventTime) -> Month {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    Month { year: t.year(), month: u8::from(t.month()) }
+    Month {
+        year: t.year(),
+        month: u8::from(t.month()),
+    }
 }
 
 /// The first instant after `month` (exclusive end), in nanoseconds.
@@ -90,7 +99,11 @@ mod tests {
             parse_rfc3339("2026-03-01T01:00:00+01:00"),
             parse_rfc3339("2026-03-01T00:00:00Z")
         );
-        assert_eq!(parse_rfc3339("2026-03-01T00:00:00"), None, "offset is required");
+        assert_eq!(
+            parse_rfc3339("2026-03-01T00:00:00"),
+            None,
+            "offset is required"
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
@@ -98,9 +111,18 @@ mod tests {
     fn months_are_utc() {
         let t = parse_rfc3339("2026-03-01T00:30:00+01:00").expect("valid");
         assert_eq!(month_of(t).to_string(), "2026-02");
-        let end = month_end_nanos(Month { year: 2026, month: 2 });
+        let end = month_end_nanos(Month {
+            year: 2026,
+            month: 2,
+        });
         assert_eq!(Some(end), parse_rfc3339("2026-03-01T00:00:00Z"));
-        assert_eq!(month_end_nanos(Month { year: 2026, month: 12 }), parse_rfc3339("2027-01-01T00:00:00Z").expect("valid"));
+        assert_eq!(
+            month_end_nanos(Month {
+                year: 2026,
+                month: 12
+            }),
+            parse_rfc3339("2027-01-01T00:00:00Z").expect("valid")
+        );
     }
 
     #[test]
@@ -112,7 +134,13 @@ mod tests {
 
     #[test]
     fn parses_months() {
-        assert_eq!(parse_month("2026-11"), Some(Month { year: 2026, month: 11 }));
+        assert_eq!(
+            parse_month("2026-11"),
+            Some(Month {
+                year: 2026,
+                month: 11
+            })
+        );
         assert_eq!(parse_month("2026-13"), None);
         assert_eq!(parse_month("26-11"), None);
     }

@@ -28,7 +28,7 @@ const MAX_NAME_CHARS: usize = 200;
 
 /// Identifier values that clients send when they have no identifier. Compared
 /// ignoring ASCII case, after trimming.
-const PLACEHOLDERS: [&str; 12] = [
+pub const PLACEHOLDER_IDENTIFIERS: [&str; 12] = [
     "null",
     "undefined",
     "none",
@@ -378,7 +378,9 @@ fn channel(obj: &Map<String, Value>) -> Result<Channel, Rejection> {
 
 fn is_placeholder(text: &str) -> bool {
     let trimmed = text.trim();
-    PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(trimmed))
+    PLACEHOLDER_IDENTIFIERS
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(trimmed))
 }
 
 /// `user_id` / `anonymous_id`: kept exactly as sent when accepted.
@@ -868,7 +870,7 @@ mod tests {
     #[test]
     fn every_placeholder_is_rejected_for_both_identifiers() {
         for name in ["user_id", "anonymous_id"] {
-            for p in PLACEHOLDERS {
+            for p in PLACEHOLDER_IDENTIFIERS {
                 let variants = [
                     p.to_owned(),
                     p.to_ascii_uppercase(),

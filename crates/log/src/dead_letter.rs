@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::embedded::decode_u64;
 use crate::{DataDir, LogError};
 
 const DLQ_TREE: &str = "dlq";
@@ -57,7 +58,7 @@ impl DeadLetterStore {
             return Ok(());
         }
         let first = match self.tree.last()? {
-            Some((key, _)) => decode_seq(&key)? + 1,
+            Some((key, _)) => decode_u64(&key, "dead letter key")? + 1,
             None => 0,
         };
         let mut batch = sled::Batch::default();
@@ -82,7 +83,7 @@ impl DeadLetterStore {
                     what: "dead letter".into(),
                     detail: e.to_string(),
                 })?;
-                Ok((decode_seq(&key)?, letter))
+                Ok((decode_u64(&key, "dead letter key")?, letter))
             })
             .collect()
     }
@@ -94,12 +95,4 @@ impl DeadLetterStore {
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
-}
-
-fn decode_seq(bytes: &[u8]) -> Result<u64, LogError> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| LogError::Corrupt {
-        what: "dead letter key".into(),
-        detail: format!("{} bytes", bytes.len()),
-    })?;
-    Ok(u64::from_be_bytes(array))
 }

@@ -29,7 +29,7 @@ impl EmbeddedLog {
 
     fn next_offset(&self) -> Result<u64, LogError> {
         match self.records.last()? {
-            Some((key, _)) => Ok(decode_offset(&key)? + 1),
+            Some((key, _)) => Ok(decode_u64(&key, "log offset")? + 1),
             None => Ok(0),
         }
     }
@@ -38,14 +38,15 @@ impl EmbeddedLog {
     pub fn committed(&self) -> Result<Option<u64>, LogError> {
         self.meta
             .get(COMMITTED_KEY)?
-            .map(|v| decode_offset(&v))
+            .map(|v| decode_u64(&v, "committed offset"))
             .transpose()
     }
 }
 
-fn decode_offset(bytes: &[u8]) -> Result<u64, LogError> {
+/// Reads an 8-byte big-endian key or value (offsets, sequence numbers).
+pub(crate) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, LogError> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| LogError::Corrupt {
-        what: "log offset".into(),
+        what: what.into(),
         detail: format!("{} bytes, expected 8", bytes.len()),
     })?;
     Ok(u64::from_be_bytes(array))
@@ -84,7 +85,7 @@ impl EventLog for EmbeddedLog {
                 let (key, value) = entry?;
                 Ok(LogRecord {
                     partition,
-                    offset: decode_offset(&key)?,
+                    offset: decode_u64(&key, "log offset")?,
                     payload: value.to_vec(),
                 })
             })

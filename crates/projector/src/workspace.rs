@@ -147,11 +147,14 @@ impl WorkspaceState {
         let encoded = serde_json::to_vec(&record).unwrap_or_default();
         self.dirty.new_records.extend_from_slice(&encoded);
         self.dirty.new_records.push(b'\n');
-        self.histories.entry(subject).or_default().push(HistoryEntry {
-            time: record.time,
-            survey: record.is_survey(),
-            encoded: encoded.into_boxed_slice(),
-        });
+        self.histories
+            .entry(subject)
+            .or_default()
+            .push(HistoryEntry {
+                time: record.time,
+                survey: record.is_survey(),
+                encoded: encoded.into_boxed_slice(),
+            });
         self.events += 1;
         Applied::Folded
     }
@@ -167,10 +170,9 @@ impl WorkspaceState {
         let before: Vec<(Identifier, Vec<Placement>)> = affected
             .iter()
             .map(|id| {
-                let placements = self
-                    .histories
-                    .get(id)
-                    .map_or_else(Vec::new, |h| h.iter().map(|e| self.place(id, e.time)).collect());
+                let placements = self.histories.get(id).map_or_else(Vec::new, |h| {
+                    h.iter().map(|e| self.place(id, e.time)).collect()
+                });
                 (id.clone(), placements)
             })
             .collect();

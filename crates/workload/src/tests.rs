@@ -7,21 +7,6 @@ use serde_json::{Map, Value};
 
 use crate::{generate, write_ndjson, WorkloadSpec};
 
-const PLACEHOLDERS: [&str; 12] = [
-    "null",
-    "undefined",
-    "none",
-    "nan",
-    "anonymous",
-    "guest",
-    "unknown",
-    "0",
-    "-1",
-    "true",
-    "false",
-    "[object Object]",
-];
-
 fn spec(events: usize) -> WorkloadSpec {
     WorkloadSpec {
         events,
@@ -80,7 +65,7 @@ fn check(line: &str) -> Result<Map<String, Value>, String> {
         if let Some(v) = m.get(key) {
             let s = v.as_str().ok_or(format!("{key} is not a string"))?;
             if s.trim().is_empty()
-                || PLACEHOLDERS
+                || idfold_events::PLACEHOLDER_IDENTIFIERS
                     .iter()
                     .any(|p| p.eq_ignore_ascii_case(s.trim()))
             {
