@@ -97,9 +97,10 @@ impl StateStore {
             .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
         {
             let (k, v) = entry?;
-            let records: Vec<FoldRecord> =
-                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
-            for record in records {
+            // A chunk is one JSON record per line.
+            for line in v.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let record: FoldRecord =
+                    serde_json::from_slice(line).map_err(|e| corrupt(&k, e))?;
                 state.apply(record);
             }
         }
