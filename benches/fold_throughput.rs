@@ -15,7 +15,13 @@ use idfold_projector::{FoldOptions, FoldRecord, Projector, WorkspaceState};
 use idfold_workload::{generate, WorkloadSpec};
 use rand::{Rng, SeedableRng};
 
-const BATCH: usize = 20_000;
+/// Records per fold batch; `IDFOLD_BENCH_BATCH` overrides.
+fn batch_size() -> usize {
+    std::env::var("IDFOLD_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
 /// Set in the child process: the data directory to fold.
 const CHILD_ENV: &str = "IDFOLD_BENCH_FOLD_DIR";
 
@@ -46,7 +52,7 @@ fn main() -> anyhow::Result<()> {
 
     let tmp = tempfile::tempdir()?;
     let (ingest_rate, decode_rate, pure_rate) = {
-        let dir = DataDir::open(tmp.path())?;
+        let dir = DataDir::open(tmp.path(), std::time::Duration::ZERO)?;
         let log = EmbeddedLog::open(&dir)?;
         let dead_letters = DeadLetterStore::open(&dir)?;
         let lines = generate(&spec);
@@ -126,13 +132,13 @@ fn main() -> anyhow::Result<()> {
 
 /// The child: fold the directory, print rate and peak memory as JSON.
 fn fold_child(path: &Path) -> anyhow::Result<()> {
-    let dir = DataDir::open(path)?;
+    let dir = DataDir::open(path, std::time::Duration::ZERO)?;
     let log = EmbeddedLog::open(&dir)?;
     let started = Instant::now();
     let mut projector = Projector::open(
         &dir,
         FoldOptions {
-            batch_size: BATCH,
+            batch_size: batch_size(),
             ..FoldOptions::default()
         },
     )?;
@@ -155,7 +161,7 @@ fn stage_rates(log: &EmbeddedLog) -> anyhow::Result<(f64, f64)> {
     let mut decoded = Vec::new();
     let mut offset = 0;
     loop {
-        let records = log.read_from(0, offset, BATCH)?;
+        let records = log.read_from(0, offset, batch_size())?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;
         decoded.extend(
@@ -167,13 +173,15 @@ fn stage_rates(log: &EmbeddedLog) -> anyhow::Result<(f64, f64)> {
     let decode_rate = decoded.len() as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut states: std::collections::HashMap<String, WorkspaceState> = Default::default();
-    for event in &decoded {
+    let count = decoded.len();
+    for mut event in decoded {
+        let workspace_id = std::mem::take(&mut event.workspace_id);
         let state = states
-            .entry(event.workspace_id.clone())
-            .or_insert_with(|| WorkspaceState::new(&event.workspace_id));
+            .entry(workspace_id)
+            .or_insert_with_key(|w| WorkspaceState::new(w));
         state.apply(FoldRecord::from_event(event));
     }
-    let pure_rate = decoded.len() as f64 / started.elapsed().as_secs_f64();
+    let pure_rate = count as f64 / started.elapsed().as_secs_f64();
     Ok((decode_rate, pure_rate))
 }
 
@@ -187,12 +195,12 @@ fn plain_sled_writes(events: usize) -> anyhow::Result<f64> {
     let mut written = 0;
     while written < events {
         let mut batch = sled::Batch::default();
-        for _ in 0..BATCH.min(events - written) {
+        for _ in 0..batch_size().min(events - written) {
             let key: [u8; 16] = rng.gen();
             batch.insert(&key, &[1u8; 8]);
         }
         db.apply_batch(batch)?;
-        written += BATCH;
+        written += batch_size();
     }
     db.flush()?;
     Ok(events as f64 / started.elapsed().as_secs_f64())

@@ -28,10 +28,35 @@ struct Cli {
 /// Where the embedded log and the projections live.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// Data directory (created if missing).
+    /// Data directory (writers create it if missing).
     #[arg(long, env = "IDFOLD_DATA", default_value = "idfold-data")]
     pub data: PathBuf,
+    /// Seconds to wait while another idfold process holds the directory.
+    #[arg(long, env = "IDFOLD_LOCK_WAIT_SECS", default_value_t = 30)]
+    pub lock_wait: u64,
 }
+
+impl DataArgs {
+    /// For commands that write: creates the directory if missing.
+    pub fn open(&self) -> anyhow::Result<idfold_log::DataDir> {
+        Ok(idfold_log::DataDir::open(
+            &self.data,
+            std::time::Duration::from_secs(self.lock_wait),
+        )?)
+    }
+
+    /// For commands that only read: the directory must hold data already.
+    pub fn open_existing(&self) -> anyhow::Result<idfold_log::DataDir> {
+        Ok(idfold_log::DataDir::open_existing(
+            &self.data,
+            std::time::Duration::from_secs(self.lock_wait),
+        )?)
+    }
+}
+
+/// Exit code of an operational failure (1 is `ingest --strict` with
+/// rejections, 2 a missing profile or a usage error).
+const EXIT_FAILURE: u8 = 3;
 
 #[derive(Debug, Args)]
 pub struct FoldArgs {
@@ -132,6 +157,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    idfold_telemetry::describe();
     commands::init_logging(matches!(cli.command, Command::Run { .. }));
     let outcome = match cli.command {
         Command::Ingest {
@@ -139,29 +165,27 @@ fn main() -> ExitCode {
             files,
             json,
             strict,
-        } => commands::ingest::run(&data.data, &files, json, strict),
+        } => commands::ingest::run(&data, &files, json, strict),
         Command::Run {
             data,
             until_idle,
             fold,
-        } => commands::fold::run(&data.data, until_idle, &fold),
+        } => commands::fold::run(&data, until_idle, &fold),
         Command::Mau {
             data,
             workspace,
             month,
             json,
-        } => commands::query::mau(&data.data, &workspace, month.as_deref(), json),
+        } => commands::query::mau(&data, &workspace, month.as_deref(), json),
         Command::Profile {
             data,
             workspace,
             id,
             json,
-        } => commands::query::profile(&data.data, &workspace, &id, json),
-        Command::Export { data, workspace } => {
-            commands::query::export(&data.data, workspace.as_deref())
-        }
-        Command::Dlq { data, json } => commands::query::dlq(&data.data, json),
-        Command::Rebuild { data, fold } => commands::fold::rebuild(&data.data, &fold),
+        } => commands::query::profile(&data, &workspace, &id, json),
+        Command::Export { data, workspace } => commands::query::export(&data, workspace.as_deref()),
+        Command::Dlq { data, json } => commands::query::dlq(&data, json),
+        Command::Rebuild { data, fold } => commands::fold::rebuild(&data, &fold),
         Command::Demo { data } => commands::demo::run(data),
         Command::Generate {
             events,
@@ -173,7 +197,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

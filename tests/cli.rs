@@ -147,7 +147,7 @@ fn mau_counts_identified_and_anonymous_visitors_by_month() {
         "{table}"
     );
     let bad = idfold.run("mau", &["--workspace", "acme", "--month", "2026-13"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM"));
 }
 
@@ -316,24 +316,40 @@ fn dlq_lists_rejections_with_reasons_and_original_bytes() {
 }
 
 #[test]
-fn a_second_process_on_the_same_directory_gets_a_clear_error() {
+fn events_ingested_while_run_follows_are_folded() {
     let idfold = Idfold::new();
+    idfold.ingest(&fixture("rejects.ndjson"));
     let mut follower = idfold.spawn("run", &[]);
-    // Wait until the follower holds the directory (its start-up may be slow under load).
-    let mut out = idfold.run("mau", &["--workspace", "acme"]);
-    for _ in 0..50 {
-        if !out.status.success() {
+    // The follower lets go of the directory between batches and polls.
+    idfold.ingest(&fixture("sample.ndjson"));
+    let mut rows = serde_json::Value::Null;
+    for _ in 0..100 {
+        rows = idfold.json(
+            "mau",
+            &["--workspace", "acme", "--month", "2026-02", "--json"],
+        );
+        if rows["total"] == json!(5) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-        out = idfold.run("mau", &["--workspace", "acme"]);
     }
     let follower_alive = follower.try_wait().expect("status").is_none();
     follower.kill().ok();
     follower.wait().ok();
     assert!(follower_alive, "the follower keeps running on an idle log");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another idfold process"));
+    assert_eq!(
+        rows["total"],
+        json!(5),
+        "the follower folded what was ingested while it ran"
+    );
+}
+
+#[test]
+fn read_commands_refuse_a_missing_directory() {
+    let idfold = Idfold::new();
+    let out = idfold.run("export", &[]);
+    assert_eq!(out.status.code(), Some(3), "operational errors exit 3");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no idfold data in"));
 }
 
 #[test]

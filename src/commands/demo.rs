@@ -19,7 +19,7 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // Removed on drop; unused when --data names a directory.
     let temp = tempfile::tempdir()?;
     let path = data.unwrap_or_else(|| temp.path().to_owned());
-    let dir = DataDir::open(&path)?;
+    let dir = DataDir::open(&path, std::time::Duration::ZERO)?;
     let sample = Source {
         name: "sample".into(),
         kind: "file",

@@ -1,18 +1,23 @@
 //! `idfold run` and `idfold rebuild`: drive the projector over the embedded log.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use idfold_log::{DataDir, EmbeddedLog};
-use idfold_projector::{BatchReport, FoldOptions, Projector};
+use idfold_log::{EmbeddedLog, EventLog};
+use idfold_projector::{BatchReport, FoldOptions, Projector, WorkspaceCache};
 
-use crate::FoldArgs;
+use crate::{DataArgs, FoldArgs};
 
 /// How long the following fold waits when the log has nothing new.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// The longest the following fold holds the data directory at a stretch,
+/// so `ingest` and the read commands get their turn while it catches up.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+/// The pause after letting go while busy: long enough for a waiting
+/// process (it retries every 20 ms) to take the lock.
+const HAND_OVER: Duration = Duration::from_millis(60);
 
 fn options(args: &FoldArgs) -> FoldOptions {
     FoldOptions {
@@ -28,16 +33,18 @@ fn summary(verb: &str, total: &BatchReport) {
     );
 }
 
-pub fn run(data: &Path, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
-    let log = EmbeddedLog::open(&dir)?;
-    let mut projector = Projector::open(&dir, options(args))?;
+pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     if until_idle {
-        let total = projector.fold_until_idle(&log, |_| {})?;
+        let dir = data.open()?;
+        let log = EmbeddedLog::open(&dir)?;
+        let total = Projector::open(&dir, options(args))?.fold_until_idle(&log, |_| {})?;
         summary("folded", &total);
         return Ok(ExitCode::SUCCESS);
     }
-    tracing::info!(data = %data.display(), "following the embedded log; Ctrl-C or SIGTERM stops after the current batch");
+    tracing::info!(
+        data = %data.data.display(),
+        "following the embedded log; other idfold commands may use the directory between batches; Ctrl-C or SIGTERM stops after the current batch"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     // A worker thread of its own, so signals are seen while a batch folds.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,32 +57,37 @@ pub fn run(data: &Path, until_idle: bool, args: &FoldArgs) -> anyhow::Result<Exi
         flag.store(true, Ordering::SeqCst);
     });
     let mut total = BatchReport::default();
+    let mut cache = WorkspaceCache::default();
     while !stop.load(Ordering::SeqCst) {
-        let mut read = 0;
-        for partition in idfold_log::EventLog::partitions(&log) {
-            let batch = projector.fold_batch(&log, partition)?;
-            read += batch.read;
-            if batch.read > 0 {
-                total.folded += batch.folded;
-                total.duplicates += batch.duplicates;
-                total.undecodable += batch.undecodable;
-                total.next_offset = batch.next_offset;
-                tracing::info!(
-                    folded = batch.folded,
-                    duplicates = batch.duplicates,
-                    position = batch.next_offset,
-                    "folded a batch"
-                );
-            }
-            if stop.load(Ordering::SeqCst) {
-                break;
+        // Hold the directory while there is work, at most MAX_HOLD at a time.
+        let dir = data.open()?;
+        let log = EmbeddedLog::open(&dir)?;
+        let mut projector = Projector::with_cache(&dir, options(args), cache)?;
+        let held = Instant::now();
+        let mut idle = false;
+        while !idle && !stop.load(Ordering::SeqCst) && held.elapsed() < MAX_HOLD {
+            idle = true;
+            for partition in log.partitions() {
+                let batch = projector.fold_batch(&log, partition)?;
+                if batch.read > 0 {
+                    idle = false;
+                    total.add(&batch);
+                    tracing::info!(
+                        folded = batch.folded,
+                        duplicates = batch.duplicates,
+                        position = batch.next_offset,
+                        "folded a batch"
+                    );
+                }
             }
         }
-        if read == 0 {
-            runtime.block_on(async { tokio::time::sleep(IDLE_POLL).await });
-        }
+        projector.store().flush()?;
+        cache = projector.into_cache();
+        drop(log);
+        drop(dir);
+        let pause = if idle { IDLE_POLL } else { HAND_OVER };
+        runtime.block_on(async { tokio::time::sleep(pause).await });
     }
-    projector.store().flush()?;
     summary("stopped after folding", &total);
     Ok(ExitCode::SUCCESS)
 }
@@ -95,8 +107,8 @@ async fn wait_for_shutdown() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-pub fn rebuild(data: &Path, args: &FoldArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
+pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
+    let dir = data.open_existing()?;
     let log = EmbeddedLog::open(&dir)?;
     let mut projector = Projector::open(&dir, options(args))?;
     let total = projector.rebuild(&log, |_| {})?;

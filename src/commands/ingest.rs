@@ -10,8 +10,12 @@ use anyhow::Context;
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
 use idfold_producer::{NdjsonReader, Publisher};
 
-/// Lines validated and appended per log write.
+use crate::DataArgs;
+
+/// Lines validated and appended per log write, and the bytes one batch
+/// may hold (memory stays bounded whatever the input).
 const INGEST_BATCH: usize = 10_000;
+const INGEST_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IngestCounts {
@@ -58,7 +62,7 @@ pub fn ingest_sources(
     for mut source in sources {
         let publisher = Publisher::new(&log, &dead_letters, source.kind);
         while let Some(batch) = reader
-            .read_batch(&mut source.reader, INGEST_BATCH)
+            .read_batch(&mut source.reader, INGEST_BATCH, INGEST_BATCH_BYTES)
             .with_context(|| format!("cannot read {}", source.name))?
         {
             let report = publisher.publish(&source.name, &batch)?;
@@ -76,8 +80,13 @@ pub fn ingest_sources(
     Ok(counts)
 }
 
-pub fn run(data: &Path, files: &[PathBuf], json: bool, strict: bool) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
+pub fn run(
+    data: &DataArgs,
+    files: &[PathBuf],
+    json: bool,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = data.open()?;
     let paths = if files.is_empty() {
         vec![PathBuf::from("-")]
     } else {

@@ -1,13 +1,14 @@
 //! The read commands: `mau`, `profile`, `export`, `dlq`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use idfold_events::{parse_month, Identifier};
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog, EventLog};
+
+use crate::DataArgs;
 use idfold_projector::{MauRow, StateStore};
 use serde_json::{json, Value};
 
@@ -27,7 +28,7 @@ impl LookupArgs {
         match (&self.user_id, &self.email, &self.anonymous_id) {
             (Some(u), _, _) => Some(Identifier::user(u.clone())),
             // Emails are compared trimmed and lower-cased, as at ingest.
-            (_, Some(e), _) => Some(Identifier::email(e.trim().to_lowercase())),
+            (_, Some(e), _) => Some(Identifier::email(idfold_events::normalize_email(e))),
             (_, _, Some(d)) => Some(Identifier::anonymous(d.clone())),
             _ => None,
         }
@@ -49,12 +50,12 @@ fn note_unfolded(dir: &DataDir, store: &StateStore) -> anyhow::Result<()> {
 }
 
 pub fn mau(
-    data: &Path,
+    data: &DataArgs,
     workspace: &str,
     month: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
+    let dir = data.open_existing()?;
     let store = StateStore::open(&dir)?;
     note_unfolded(&dir, &store)?;
     let mut out = std::io::stdout().lock();
@@ -98,7 +99,7 @@ pub fn print_table(out: &mut dyn Write, rows: &[MauRow]) -> std::io::Result<()> 
 }
 
 pub fn profile(
-    data: &Path,
+    data: &DataArgs,
     workspace: &str,
     lookup: &LookupArgs,
     json: bool,
@@ -106,7 +107,7 @@ pub fn profile(
     let id = lookup
         .identifier()
         .context("give one of --user-id, --email, --anonymous-id")?;
-    let dir = DataDir::open(data)?;
+    let dir = data.open_existing()?;
     let store = StateStore::open(&dir)?;
     note_unfolded(&dir, &store)?;
     let Some((target, mut profile)) = store.lookup(workspace, &id)? else {
@@ -127,8 +128,8 @@ pub fn profile(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export(data: &Path, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
+pub fn export(data: &DataArgs, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
+    let dir = data.open_existing()?;
     let store = StateStore::open(&dir)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     store.export(workspace, &mut out)?;
@@ -136,8 +137,8 @@ pub fn export(data: &Path, workspace: Option<&str>) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn dlq(data: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::open(data)?;
+pub fn dlq(data: &DataArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = data.open_existing()?;
     let letters = DeadLetterStore::open(&dir)?.list()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {

@@ -17,4 +17,6 @@ pub use model::{
 pub use time::{
     format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
 };
-pub use validate::{decode_event, decode_json, validate_value, PLACEHOLDER_IDENTIFIERS};
+pub use validate::{
+    decode_event, decode_json, normalize_email, validate_value, PLACEHOLDER_IDENTIFIERS,
+};

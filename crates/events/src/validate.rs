@@ -404,13 +404,18 @@ fn identifier(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Re
     Ok(Some(text.to_owned()))
 }
 
-/// Trimmed and lower-cased, then checked for plausibility.
+/// The form emails are stored and compared in: trimmed and lower-cased.
+pub fn normalize_email(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+/// Normalized, then checked for plausibility.
 fn email(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
     let name = "email";
     let Some(text) = optional_string(obj, name)? else {
         return Ok(None);
     };
-    let normalized = text.trim().to_lowercase();
+    let normalized = normalize_email(text);
     match email_problem(&normalized) {
         None => Ok(Some(normalized)),
         Some(why) => Err(Rejection::invalid(

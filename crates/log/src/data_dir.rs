@@ -2,11 +2,14 @@
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::LogError;
 
-/// An open data directory. Holds an exclusive lock file so a second process
-/// gets a clear "in use" error rather than sled's own.
+/// An open data directory. Holds an exclusive lock file: one process at a
+/// time, and a second one waits its turn (or gets a clear "in use" error)
+/// rather than sled's own. Every handle that reads its trees keeps a clone,
+/// so the lock lasts as long as the database is open.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     db: sled::Db,
@@ -14,27 +17,58 @@ pub struct DataDir {
     _lock: std::sync::Arc<File>,
 }
 
+/// How often a waiting opener tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
 impl DataDir {
-    pub fn open(path: &Path) -> Result<DataDir, LogError> {
+    /// Opens (creating it if missing) for a writer. Waits up to `wait` for
+    /// another process to release the directory: a following `idfold run`
+    /// holds it only while it folds.
+    pub fn open(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
         let io = |source| LogError::Open {
             path: path.to_owned(),
             source,
         };
         std::fs::create_dir_all(path).map_err(io)?;
+        DataDir::open_locked(path, wait)
+    }
+
+    /// Opens an existing directory (readers: a typo must not look like an
+    /// empty data set).
+    pub fn open_existing(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
+        if !path.join("db").is_dir() {
+            return Err(LogError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        DataDir::open_locked(path, wait)
+    }
+
+    fn open_locked(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
+        let io = |source| LogError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path.join("idfold.lock"))
             .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LogError::Locked {
-                    path: path.to_owned(),
-                })
+        let deadline = Instant::now() + wait;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY)
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LogError::Locked {
+                        path: path.to_owned(),
+                    })
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let db = sled::Config::new()
             .path(path.join("db"))

@@ -42,12 +42,14 @@ mod base64_bytes {
 
 #[derive(Debug, Clone)]
 pub struct DeadLetterStore {
+    _dir: DataDir,
     tree: sled::Tree,
 }
 
 impl DeadLetterStore {
     pub fn open(dir: &DataDir) -> Result<DeadLetterStore, LogError> {
         Ok(DeadLetterStore {
+            _dir: dir.clone(),
             tree: dir.tree(DLQ_TREE)?,
         })
     }

@@ -113,6 +113,7 @@ impl EventLog for EmbeddedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn appends_are_dense_and_read_back_in_order() -> Result<(), LogError> {
@@ -120,7 +121,7 @@ mod tests {
             path: "tmp".into(),
             source: e,
         })?;
-        let dir = DataDir::open(tmp.path())?;
+        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
         let log = EmbeddedLog::open(&dir)?;
         assert_eq!(log.append(&[b"a".to_vec(), b"b".to_vec()])?, 0);
         assert_eq!(log.append(&[b"c".to_vec()])?, 2);
@@ -137,9 +138,9 @@ mod tests {
             path: "tmp".into(),
             source: e,
         })?;
-        let _first = DataDir::open(tmp.path())?;
+        let _first = DataDir::open(tmp.path(), Duration::ZERO)?;
         assert!(matches!(
-            DataDir::open(tmp.path()),
+            DataDir::open(tmp.path(), Duration::ZERO),
             Err(LogError::Locked { .. })
         ));
         Ok(())

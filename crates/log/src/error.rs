@@ -4,8 +4,10 @@ use std::path::PathBuf;
 /// condition (try again) from a permanent one (fix something first).
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("data directory {path} is in use by another idfold process; stop it, or query it through its API")]
+    #[error("data directory {path} stayed in use by another idfold process; try again, or stop that process")]
     Locked { path: PathBuf },
+    #[error("no idfold data in {path}: ingest events into it first, or check --data")]
+    Missing { path: PathBuf },
     #[error("cannot open data directory {path}: {source}")]
     Open {
         path: PathBuf,

@@ -1,12 +1,14 @@
 //! NDJSON input with bounded memory: a line longer than `MAX_LINE_BYTES` is
-//! kept only in part (it is over the event limit anyway) and the rest skipped.
+//! kept only in part (it is over the 32 KiB event limit anyway) and the rest
+//! skipped, and a batch ends at a line count or a byte budget.
 
 use std::io::BufRead;
 
 use crate::publisher::RawInput;
 
-/// How much of an over-long line is kept for the dead-letter store.
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// How much of an over-long line is kept for the dead-letter store: twice
+/// the event limit, so any rejected line still shows why.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Reads lines from several sources in turn, numbering them across all of
 /// them from 1. Blank lines are skipped (but counted in the numbering).
@@ -26,14 +28,17 @@ impl NdjsonReader {
         NdjsonReader { line: 0 }
     }
 
-    /// Reads up to `max` non-blank lines from `reader`; `Ok(None)` at its end.
+    /// Reads up to `max` non-blank lines, or about `max_bytes` of them, from
+    /// `reader`; `Ok(None)` at its end.
     pub fn read_batch(
         &mut self,
         reader: &mut dyn BufRead,
         max: usize,
+        max_bytes: usize,
     ) -> std::io::Result<Option<Vec<RawInput>>> {
         let mut batch = Vec::new();
-        while batch.len() < max {
+        let mut bytes_read = 0;
+        while batch.len() < max && bytes_read < max_bytes {
             let Some((bytes, truncated)) = read_line(reader)? else {
                 return Ok(if batch.is_empty() { None } else { Some(batch) });
             };
@@ -41,6 +46,7 @@ impl NdjsonReader {
             if bytes.iter().all(u8::is_ascii_whitespace) && !truncated {
                 continue;
             }
+            bytes_read += bytes.len();
             batch.push(RawInput {
                 bytes,
                 position: Some(self.line),
@@ -95,15 +101,26 @@ mod tests {
         let mut reader = NdjsonReader::new();
         let mut a: &[u8] = b"{\"a\":1}\n\n{\"b\":2}\r\n";
         let mut b: &[u8] = b"{\"c\":3}";
-        let first = reader.read_batch(&mut a, 10)?.unwrap_or_default();
+        let first = reader.read_batch(&mut a, 10, 1 << 20)?.unwrap_or_default();
         assert_eq!(
             first.iter().map(|i| i.position).collect::<Vec<_>>(),
             vec![Some(1), Some(3)]
         );
         assert_eq!(first[1].bytes, b"{\"b\":2}");
-        assert!(reader.read_batch(&mut a, 10)?.is_none());
-        let second = reader.read_batch(&mut b, 10)?.unwrap_or_default();
+        assert!(reader.read_batch(&mut a, 10, 1 << 20)?.is_none());
+        let second = reader.read_batch(&mut b, 10, 1 << 20)?.unwrap_or_default();
         assert_eq!(second[0].position, Some(4));
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_byte_budget() -> std::io::Result<()> {
+        let mut input: &[u8] = b"aaaa\nbbbb\ncccc\n";
+        let mut reader = NdjsonReader::new();
+        let first = reader.read_batch(&mut input, 10, 6)?.unwrap_or_default();
+        assert_eq!(first.len(), 2, "stops once 6 bytes are read");
+        let rest = reader.read_batch(&mut input, 10, 6)?.unwrap_or_default();
+        assert_eq!((rest.len(), rest[0].position), (1, Some(3)));
         Ok(())
     }
 
@@ -113,7 +130,7 @@ mod tests {
         big.extend_from_slice(b"\n{}\n");
         let mut reader = NdjsonReader::new();
         let batch = reader
-            .read_batch(&mut std::io::BufReader::new(&big[..]), 10)?
+            .read_batch(&mut std::io::BufReader::new(&big[..]), 10, 1 << 20)?
             .unwrap_or_default();
         assert_eq!(batch.len(), 2);
         assert!(batch[0].truncated);

@@ -6,6 +6,8 @@ pub enum ProjectorError {
     Log(#[from] LogError),
     #[error("storage error: {0}")]
     Storage(#[from] sled::Error),
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
     #[error("corrupt state at {key}: {detail}; run `idfold rebuild` to refold it from the log")]
     Corrupt { key: String, detail: String },
 }
@@ -14,7 +16,9 @@ impl ProjectorError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ProjectorError::Log(e) => e.is_retryable(),
-            ProjectorError::Storage(_) | ProjectorError::Corrupt { .. } => false,
+            ProjectorError::Storage(_)
+            | ProjectorError::Corrupt { .. }
+            | ProjectorError::Output(_) => false,
         }
     }
 }

@@ -3,11 +3,11 @@
 //! new position. Workspaces stay in memory up to a bound, least recently
 //! used first out; an evicted one reloads from its stored chunks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use idfold_events::decode_avro;
-use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog};
+use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogRecord};
 use idfold_telemetry::names;
 
 use crate::error::ProjectorError;
@@ -42,65 +42,102 @@ pub struct BatchReport {
     pub next_offset: u64,
 }
 
+impl BatchReport {
+    /// Adds a later batch to a running total.
+    pub fn add(&mut self, later: &BatchReport) {
+        self.read += later.read;
+        self.folded += later.folded;
+        self.duplicates += later.duplicates;
+        self.undecodable += later.undecodable;
+        if later.read > 0 {
+            self.next_offset = later.next_offset;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Resident {
     state: WorkspaceState,
     last_used: u64,
 }
 
+/// The workspaces held in memory, kept across reopenings of the data
+/// directory (a following `run` lets go of it between polls).
+#[derive(Debug, Default)]
+pub struct WorkspaceCache {
+    resident: HashMap<String, Resident>,
+    /// The store's epoch these states were loaded at; a rebuild changes it.
+    epoch: u64,
+    batches: u64,
+}
+
+impl WorkspaceCache {
+    fn resident_events(&self) -> usize {
+        self.resident.values().map(|r| r.state.event_count()).sum()
+    }
+}
+
 #[derive(Debug)]
 pub struct Projector {
     store: StateStore,
     dead_letters: DeadLetterStore,
-    resident: HashMap<String, Resident>,
-    batches: u64,
+    cache: WorkspaceCache,
     options: FoldOptions,
 }
 
 impl Projector {
     pub fn open(dir: &DataDir, options: FoldOptions) -> Result<Projector, ProjectorError> {
+        Projector::with_cache(dir, options, WorkspaceCache::default())
+    }
+
+    /// Opens with workspaces kept from an earlier opening; they are dropped
+    /// when the store was rebuilt since.
+    pub fn with_cache(
+        dir: &DataDir,
+        options: FoldOptions,
+        mut cache: WorkspaceCache,
+    ) -> Result<Projector, ProjectorError> {
+        let store = StateStore::open(dir)?;
+        let epoch = store.epoch()?;
+        if cache.epoch != epoch {
+            cache = WorkspaceCache {
+                epoch,
+                ..WorkspaceCache::default()
+            };
+        }
         Ok(Projector {
-            store: StateStore::open(dir)?,
+            store,
             dead_letters: DeadLetterStore::open(dir)?,
-            resident: HashMap::new(),
-            batches: 0,
+            cache,
             options,
         })
+    }
+
+    /// Gives the workspaces back, closing this projector's hold on the store.
+    pub fn into_cache(self) -> WorkspaceCache {
+        self.cache
     }
 
     pub fn store(&self) -> &StateStore {
         &self.store
     }
 
-    fn resident_events(&self) -> usize {
-        self.resident.values().map(|r| r.state.event_count()).sum()
-    }
-
-    fn workspace(&mut self, workspace_id: &str) -> Result<&mut WorkspaceState, ProjectorError> {
-        if !self.resident.contains_key(workspace_id) {
-            let state = self.store.load_workspace(workspace_id)?;
-            metrics::counter!(names::FOLD_WORKSPACE_LOADS).increment(1);
-            self.resident.insert(
-                workspace_id.to_owned(),
-                Resident {
-                    state,
-                    last_used: self.batches,
-                },
-            );
-        }
-        let resident =
-            self.resident
-                .get_mut(workspace_id)
-                .ok_or_else(|| ProjectorError::Corrupt {
-                    key: workspace_id.into(),
-                    detail: "not resident".into(),
-                })?;
-        resident.last_used = self.batches;
-        Ok(&mut resident.state)
-    }
-
     /// Folds the next batch of `partition`. `read == 0` means caught up.
     pub fn fold_batch(
+        &mut self,
+        log: &dyn EventLog,
+        partition: u32,
+    ) -> Result<BatchReport, ProjectorError> {
+        let outcome = self.try_fold_batch(log, partition);
+        if outcome.is_err() {
+            // A batch that did not commit may have changed resident states
+            // (seen ids, drained changes): drop them all, they reload clean.
+            self.cache.resident.clear();
+        }
+        outcome
+    }
+
+    fn try_fold_batch(
         &mut self,
         log: &dyn EventLog,
         partition: u32,
@@ -117,53 +154,72 @@ impl Projector {
             return Ok(report);
         };
         report.next_offset = last.offset + 1;
-        self.batches += 1;
-        let mut touched: BTreeMap<String, ()> = BTreeMap::new();
+        self.cache.batches += 1;
+        let mut touched: BTreeSet<String> = BTreeSet::new();
         let mut dead = Vec::new();
+        let mut loads = 0;
         for record in &records {
             match decode_avro(&record.payload) {
-                Ok(event) => {
-                    let state = self.workspace(&event.workspace_id)?;
-                    match state.apply(FoldRecord::from_event(&event)) {
+                Ok(mut event) => {
+                    let workspace_id = std::mem::take(&mut event.workspace_id);
+                    let (state, loaded) = self.workspace(&workspace_id)?;
+                    loads += u64::from(loaded);
+                    match state.apply(FoldRecord::from_event(event)) {
                         Applied::Folded => report.folded += 1,
                         Applied::Duplicate => report.duplicates += 1,
                     }
-                    touched.insert(event.workspace_id, ());
+                    if !touched.contains(&workspace_id) {
+                        touched.insert(workspace_id);
+                    }
                 }
                 Err(rejection) => {
                     report.undecodable += 1;
-                    dead.push(DeadLetter {
-                        reason: rejection.reason.as_str().to_owned(),
-                        field: rejection.field,
-                        message: rejection.message,
-                        source: format!("log partition {partition}"),
-                        position: Some(record.offset),
-                        raw: record.payload.clone(),
-                        truncated: false,
-                    });
+                    dead.push(undecodable_letter(partition, record, rejection));
                 }
             }
         }
         let workspaces = touched
-            .into_keys()
+            .into_iter()
             .filter_map(|w| {
-                let changes = self.resident.get_mut(&w)?.state.take_changes();
+                let changes = self.cache.resident.get_mut(&w)?.state.take_changes();
                 Some((w, changes))
             })
             .collect();
+        // Dead letters go first: a crash before the commit refolds the batch
+        // and may store the same dead letter twice, never none.
+        self.dead_letters.append(&dead)?;
         self.store.commit(&Checkpoint {
             partition,
             first_offset,
             next_offset: report.next_offset,
             workspaces,
         })?;
-        // Dead letters are written after the state: a crash in between
-        // refolds the batch and may store the same dead letter twice, never none.
-        self.dead_letters.append(&dead)?;
         log.commit(partition, report.next_offset)?;
         self.evict();
-        self.record_metrics(partition, &report, started);
+        self.record_metrics(partition, &report, loads, started);
         Ok(report)
+    }
+
+    /// The workspace's state, loading it from the store when it is not
+    /// resident; also says whether it was loaded.
+    fn workspace(
+        &mut self,
+        workspace_id: &str,
+    ) -> Result<(&mut WorkspaceState, bool), ProjectorError> {
+        let batch = self.cache.batches;
+        let loaded = !self.cache.resident.contains_key(workspace_id);
+        let resident = match self.cache.resident.entry(workspace_id.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let state = self.store.load_workspace(workspace_id)?;
+                entry.insert(Resident {
+                    state,
+                    last_used: batch,
+                })
+            }
+        };
+        resident.last_used = batch;
+        Ok((&mut resident.state, loaded))
     }
 
     /// Folds every partition until the log has nothing more.
@@ -179,11 +235,7 @@ impl Projector {
                 if batch.read == 0 {
                     break;
                 }
-                total.read += batch.read;
-                total.folded += batch.folded;
-                total.duplicates += batch.duplicates;
-                total.undecodable += batch.undecodable;
-                total.next_offset = batch.next_offset;
+                total.add(&batch);
                 progress(&batch);
             }
         }
@@ -197,17 +249,21 @@ impl Projector {
         log: &dyn EventLog,
         progress: impl FnMut(&BatchReport),
     ) -> Result<BatchReport, ProjectorError> {
-        self.resident.clear();
         self.store.clear()?;
+        self.cache = WorkspaceCache {
+            epoch: self.store.epoch()?,
+            ..WorkspaceCache::default()
+        };
         self.fold_until_idle(log, progress)
     }
 
     fn evict(&mut self) {
-        let mut resident = self.resident_events();
+        let mut resident = self.cache.resident_events();
         if resident <= self.options.max_resident_events {
             return;
         }
         let mut by_age: Vec<(u64, String, usize)> = self
+            .cache
             .resident
             .iter()
             .map(|(w, r)| (r.last_used, w.clone(), r.state.event_count()))
@@ -218,19 +274,36 @@ impl Projector {
                 break;
             }
             // Every resident workspace is clean after a commit: dropping it loses nothing.
-            self.resident.remove(&w);
+            self.cache.resident.remove(&w);
             resident -= events;
         }
     }
 
-    fn record_metrics(&self, partition: u32, report: &BatchReport, started: Instant) {
+    fn record_metrics(&self, partition: u32, report: &BatchReport, loads: u64, started: Instant) {
         metrics::counter!(names::EVENTS_FOLDED).increment(report.folded as u64);
         metrics::counter!(names::EVENTS_DUPLICATE).increment(report.duplicates as u64);
         metrics::counter!(names::LOG_RECORDS_UNDECODABLE).increment(report.undecodable as u64);
+        metrics::counter!(names::FOLD_WORKSPACE_LOADS).increment(loads);
         metrics::histogram!(names::FOLD_BATCH_EVENTS).record(report.read as f64);
         metrics::histogram!(names::FOLD_BATCH_DURATION).record(started.elapsed().as_secs_f64());
         metrics::gauge!(names::FOLD_POSITION, "partition" => partition.to_string())
             .set(report.next_offset as f64);
-        metrics::gauge!(names::FOLD_RESIDENT_EVENTS).set(self.resident_events() as f64);
+        metrics::gauge!(names::FOLD_RESIDENT_EVENTS).set(self.cache.resident_events() as f64);
+    }
+}
+
+fn undecodable_letter(
+    partition: u32,
+    record: &LogRecord,
+    rejection: idfold_events::Rejection,
+) -> DeadLetter {
+    DeadLetter {
+        reason: rejection.reason.as_str().to_owned(),
+        field: rejection.field,
+        message: rejection.message,
+        source: format!("log partition {partition}"),
+        position: Some(record.offset),
+        raw: record.payload.clone(),
+        truncated: false,
     }
 }

@@ -12,7 +12,7 @@ mod store;
 mod workspace;
 
 pub use error::ProjectorError;
-pub use fold::{BatchReport, FoldOptions, Projector};
+pub use fold::{BatchReport, FoldOptions, Projector, WorkspaceCache};
 pub use mau::{MauRow, MonthlyActiveUsers};
 pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};

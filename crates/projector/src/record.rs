@@ -51,55 +51,62 @@ pub struct FoldRecord {
 }
 
 impl FoldRecord {
-    pub fn from_event(event: &Event) -> FoldRecord {
+    /// Takes the event apart (no copies: the fold is the event's last reader).
+    pub fn from_event(event: Event) -> FoldRecord {
+        let kind = event.kind();
         let response_id = event.response_id().map(str::to_owned);
-        let mut record = FoldRecord {
-            message_id: event.message_id.clone(),
-            time: event.event_time,
-            kind: event.kind(),
-            user_id: event.user_id.clone(),
-            email: event.email.clone(),
-            anonymous_id: event.anonymous_id.clone(),
-            traits: None,
-            track_event: None,
-            survey: None,
-        };
-        match &event.body {
-            EventBody::Identify { traits } => {
-                record.traits = Some(TraitChanges {
-                    set: traits.clone().unwrap_or_default(),
+        let (traits, track_event, survey) = match event.body {
+            EventBody::Identify { traits } => (
+                Some(TraitChanges {
+                    set: traits.unwrap_or_default(),
                     ..TraitChanges::default()
-                });
-            }
+                }),
+                None,
+                None,
+            ),
             EventBody::Traits {
                 traits,
                 set_once,
                 unset,
-            } => {
-                record.traits = Some(TraitChanges {
-                    set: traits.clone(),
-                    set_once: set_once.clone().unwrap_or_default(),
-                    unset: unset.clone().unwrap_or_default(),
-                });
-            }
-            EventBody::Track { event, .. } => record.track_event = Some(event.clone()),
+            } => (
+                Some(TraitChanges {
+                    set: traits,
+                    set_once: set_once.unwrap_or_default(),
+                    unset: unset.unwrap_or_default(),
+                }),
+                None,
+                None,
+            ),
+            EventBody::Track { event, .. } => (None, Some(event), None),
             EventBody::Survey {
                 survey_id,
                 action,
                 answers,
                 context,
                 ..
-            } => {
-                record.survey = Some(SurveyStep {
-                    survey_id: survey_id.clone(),
-                    action: *action,
+            } => (
+                None,
+                None,
+                Some(SurveyStep {
+                    survey_id,
+                    action,
                     response_id,
-                    answers: answers.clone().unwrap_or_default(),
-                    context: context.clone().unwrap_or_default(),
-                });
-            }
+                    answers: answers.unwrap_or_default(),
+                    context: context.unwrap_or_default(),
+                }),
+            ),
+        };
+        FoldRecord {
+            message_id: event.message_id,
+            time: event.event_time,
+            kind,
+            user_id: event.user_id,
+            email: event.email,
+            anonymous_id: event.anonymous_id,
+            traits,
+            track_event,
+            survey,
         }
-        record
     }
 
     pub fn order(&self) -> EventOrder {

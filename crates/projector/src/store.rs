@@ -20,6 +20,7 @@ const PROFILE: u8 = b'p';
 const IDENTIFIER: u8 = b'i';
 const MAU: u8 = b'm';
 const POSITION: u8 = b'o';
+const EPOCH: u8 = b'e';
 
 fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + workspace_id.len() + rest.len());
@@ -76,17 +77,7 @@ impl StateStore {
 
     /// The next offset to fold in `partition`.
     pub fn position(&self, partition: u32) -> Result<u64, ProjectorError> {
-        let k = position_key(partition);
-        match self.tree.get(&k)? {
-            None => Ok(0),
-            Some(v) => {
-                let bytes: [u8; 8] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt(&k, "position is not 8 bytes"))?;
-                Ok(u64::from_be_bytes(bytes))
-            }
-        }
+        read_u64(&self.tree, &position_key(partition))
     }
 
     /// Rebuilds a workspace's in-memory state from its stored chunks.
@@ -151,9 +142,37 @@ impl StateStore {
     }
 
     /// Drops every projection and position (for `rebuild`).
+    /// Drops every projection and position, for `rebuild`. The positions go
+    /// first, with the epoch bumped, in one batch: a crash part-way through
+    /// leaves a store that folds from the start again (its remaining chunks
+    /// only make re-folded events duplicates), never one that skips events.
     pub fn clear(&self) -> Result<(), ProjectorError> {
-        self.tree.clear()?;
+        let mut first = sled::Batch::default();
+        for entry in self.tree.scan_prefix([POSITION]) {
+            first.remove(entry?.0);
+        }
+        first.insert(&[EPOCH][..], &(self.epoch()? + 1).to_be_bytes());
+        self.tree.apply_batch(first)?;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for entry in self.tree.iter() {
+            let (k, _) = entry?;
+            if k.as_ref() != [EPOCH] {
+                batch.remove(k);
+                pending += 1;
+            }
+            if pending == 10_000 {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Changes whenever the store is cleared, so cached state can tell.
+    pub fn epoch(&self) -> Result<u64, ProjectorError> {
+        read_u64(&self.tree, &[EPOCH])
     }
 
     pub fn profile(
@@ -220,7 +239,7 @@ impl StateStore {
         workspace_id: Option<&str>,
         out: &mut dyn Write,
     ) -> Result<(), ProjectorError> {
-        let io = |e: std::io::Error| corrupt(b"export", e);
+        let io = ProjectorError::Output;
         for entry in self
             .tree
             .scan_prefix(workspace_prefix(PROFILE, workspace_id))
@@ -240,6 +259,20 @@ impl StateStore {
             writeln!(out, "{value}").map_err(io)?;
         }
         Ok(())
+    }
+}
+
+/// An 8-byte big-endian value, 0 when absent.
+fn read_u64(tree: &sled::Tree, k: &[u8]) -> Result<u64, ProjectorError> {
+    match tree.get(k)? {
+        None => Ok(0),
+        Some(v) => {
+            let bytes: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt(k, "not 8 bytes"))?;
+            Ok(u64::from_be_bytes(bytes))
+        }
     }
 }
 
