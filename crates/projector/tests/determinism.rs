@@ -10,7 +10,6 @@ use idfold_events::{
 use idfold_projector::{
     FoldRecord, MauRow, ProfileAggregate, SurveyStep, TraitChanges, WorkspaceState,
 };
-use idfold_stitching::{asserted_links, IdentityGraph};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -158,28 +157,59 @@ fn all_identifiers(records: &[FoldRecord]) -> BTreeSet<Identifier> {
         .collect()
 }
 
+/// A link as the issue states it: (from, to, event time, message_id).
+type NaiveLink = (Identifier, Identifier, i64, String);
+
+/// The links each event asserts, written out again from the issue's words
+/// (not with the stitching crate): a device to the user (or, with no user,
+/// the email); an email to the user.
+fn naive_links(records: &[FoldRecord]) -> Vec<NaiveLink> {
+    let mut links = Vec::new();
+    for r in records {
+        let at = |from: Identifier, to: Identifier| (from, to, r.time, r.message_id.clone());
+        let user = r.user_id.clone().map(Identifier::user);
+        let email = r.email.clone().map(Identifier::email);
+        if let Some(device) = r.anonymous_id.clone().map(Identifier::anonymous) {
+            if let Some(to) = user.clone().or(email.clone()) {
+                links.push(at(device, to));
+            }
+        }
+        if let (Some(e), Some(u)) = (email, user) {
+            links.push(at(e, u));
+        }
+    }
+    links
+}
+
+/// `resolve(X, t)` straight from the definition, seeing only links dated
+/// before `horizon`: the latest link at or before t, else the first one;
+/// then the target resolves again at the same t.
+fn naive_resolve(links: &[NaiveLink], id: &Identifier, t: i64, horizon: i64) -> Identifier {
+    let mut current = id.clone();
+    for _ in 0..3 {
+        let mut own: Vec<&NaiveLink> = links
+            .iter()
+            .filter(|l| l.0 == current && l.2 < horizon)
+            .collect();
+        own.sort_by(|a, b| (a.2, &a.3).cmp(&(b.2, &b.3)));
+        let Some(first) = own.first() else { break };
+        let chosen = own.iter().rev().find(|l| l.2 <= t).unwrap_or(first);
+        current = chosen.1.clone();
+    }
+    current
+}
+
 /// The definitions, computed from scratch: resolve every event with all
 /// links for profiles, and with only the links dated before the month's end
 /// for that month's MAU.
 fn oracle(records: &[FoldRecord]) -> Snapshot {
-    let links = |horizon: i64| {
-        let mut graph = IdentityGraph::default();
-        for r in records.iter().filter(|r| r.time < horizon) {
-            for (from, to) in asserted_links(
-                r.user_id.as_deref(),
-                r.email.as_deref(),
-                r.anonymous_id.as_deref(),
-            ) {
-                graph.insert_link(from, to, r.order());
-            }
-        }
-        graph
-    };
-    let graph = links(i64::MAX);
+    let links = naive_links(records);
+    let resolve = |id: &Identifier, t: i64| naive_resolve(&links, id, t, i64::MAX);
+    let resolve_now = |id: &Identifier| naive_resolve(&links, id, i64::MAX, i64::MAX);
     let mut aggregates: BTreeMap<Identifier, ProfileAggregate> = BTreeMap::new();
     for r in records {
         aggregates
-            .entry(graph.resolve_identity(&r.subject(), r.time))
+            .entry(resolve(&r.subject(), r.time))
             .or_default()
             .apply(r);
     }
@@ -189,7 +219,7 @@ fn oracle(records: &[FoldRecord]) -> Snapshot {
         let now_here = |kind| {
             identifiers
                 .iter()
-                .filter(|i| i.kind == kind && graph.resolve_now(i) == *id)
+                .filter(|i| i.kind == kind && resolve_now(i) == *id)
                 .map(|i| i.value.clone())
                 .collect::<Vec<_>>()
         };
@@ -203,15 +233,15 @@ fn oracle(records: &[FoldRecord]) -> Snapshot {
     }
     for id in &identifiers {
         snap.identifiers
-            .insert(id.to_string(), graph.resolve_now(id).to_string());
+            .insert(id.to_string(), resolve_now(id).to_string());
     }
     let months: BTreeSet<Month> = records.iter().map(|r| month_of(r.time)).collect();
     for month in months {
-        let month_graph = links(month_end_nanos(month));
+        let horizon = month_end_nanos(month);
         let mut identified = BTreeSet::new();
         let mut anonymous = BTreeSet::new();
         for r in records.iter().filter(|r| month_of(r.time) == month) {
-            let target = month_graph.resolve_identity(&r.subject(), r.time);
+            let target = naive_resolve(&links, &r.subject(), r.time, horizon);
             if target.is_identified() {
                 identified.insert(target);
             } else if r.is_survey() {
@@ -366,4 +396,50 @@ fn a_sign_in_in_a_later_month_does_not_rewrite_a_closed_month() {
     );
     assert_eq!(profile["anonymous_ids"], json!(["d"]));
     assert!(state.profile_json(&Identifier::anonymous("d")).is_none());
+}
+
+#[test]
+fn the_first_event_folded_with_a_message_id_wins() {
+    let specs = vec![
+        Spec {
+            kind: 2,
+            user: Some(1),
+            email: None,
+            device: None,
+            day: 2,
+            key: 0,
+            value: 0,
+            survey: 0,
+            action: 0,
+            response: 0,
+        },
+        Spec {
+            kind: 2,
+            user: Some(2),
+            email: None,
+            device: None,
+            day: 3,
+            key: 1,
+            value: 0,
+            survey: 0,
+            action: 0,
+            response: 0,
+        },
+    ];
+    let mut recs = records(&specs);
+    recs[1].message_id = recs[0].message_id.clone();
+    let mut state = WorkspaceState::new("w");
+    assert_eq!(
+        state.apply(recs[0].clone()),
+        idfold_projector::Applied::Folded
+    );
+    assert_eq!(
+        state.apply(recs[1].clone()),
+        idfold_projector::Applied::Duplicate
+    );
+    assert!(state.profile_json(&Identifier::user("u1")).is_some());
+    assert!(
+        state.profile_json(&Identifier::user("u2")).is_none(),
+        "the second event with that id is dropped"
+    );
 }
