@@ -162,6 +162,20 @@ impl Identifier {
         self.kind != IdentifierKind::Anonymous
     }
 
+    /// The strongest of the identifiers an event carries: user, else email,
+    /// else device (an event has at least one).
+    pub fn strongest(
+        user_id: Option<&str>,
+        email: Option<&str>,
+        anonymous_id: Option<&str>,
+    ) -> Identifier {
+        match (user_id, email) {
+            (Some(u), _) => Identifier::user(u),
+            (None, Some(e)) => Identifier::email(e),
+            (None, None) => Identifier::anonymous(anonymous_id.unwrap_or_default()),
+        }
+    }
+
     /// Parses the `kind:value` form that profiles use as their id.
     pub fn parse(text: &str) -> Option<Identifier> {
         let (prefix, value) = text.split_once(':')?;
@@ -255,14 +269,11 @@ impl Event {
 
     /// The strongest identifier the event carries: user, else email, else device.
     pub fn subject(&self) -> Identifier {
-        if let Some(u) = &self.user_id {
-            Identifier::user(u.clone())
-        } else if let Some(e) = &self.email {
-            Identifier::email(e.clone())
-        } else {
-            // Validation guarantees at least one identifier.
-            Identifier::anonymous(self.anonymous_id.clone().unwrap_or_default())
-        }
+        Identifier::strongest(
+            self.user_id.as_deref(),
+            self.email.as_deref(),
+            self.anonymous_id.as_deref(),
+        )
     }
 
     /// The response a `responded` step belongs to: `response_id`, or the message_id.

@@ -17,8 +17,8 @@ pub struct MauRow {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Activity {
-    events: u32,
-    survey_events: u32,
+    events: u64,
+    survey_events: u64,
 }
 
 /// Per target, how many of the month's events resolve to it; the two counts
@@ -41,7 +41,7 @@ impl MonthActivity {
     fn adjust(&mut self, target: &Identifier, survey: bool, add: bool) {
         let before = self.targets.get(target).copied().unwrap_or_default();
         let mut after = before;
-        let step = |n: u32| {
+        let step = |n: u64| {
             if add {
                 n.saturating_add(1)
             } else {

@@ -10,16 +10,17 @@ use serde_json::{json, Map, Value};
 
 use crate::record::FoldRecord;
 
-/// Last writer wins, by (event time, message_id).
+/// A value with the (event time, message_id) that wrote it: the greatest wins
+/// for sets and answers, the smallest for `set_once`.
 #[derive(Debug, Clone, PartialEq)]
-struct Latest<T> {
+struct Stamped<T> {
     order: EventOrder,
     value: T,
 }
 
-fn keep_latest<T>(slot: &mut Option<Latest<T>>, order: &EventOrder, value: T) {
+fn keep_latest<T>(slot: &mut Option<Stamped<T>>, order: &EventOrder, value: T) {
     if slot.as_ref().is_none_or(|cur| *order > cur.order) {
-        *slot = Some(Latest {
+        *slot = Some(Stamped {
             order: order.clone(),
             value,
         });
@@ -29,16 +30,16 @@ fn keep_latest<T>(slot: &mut Option<Latest<T>>, order: &EventOrder, value: T) {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct TraitState {
     /// The greatest `set` or `unset` (None) of this name.
-    latest: Option<Latest<Option<Value>>>,
+    latest: Option<Stamped<Option<Value>>>,
     /// The smallest `set_once`.
-    first_once: Option<Latest<Value>>,
+    first_once: Option<Stamped<Value>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct ResponseState {
     latest: Option<EventOrder>,
-    answers: BTreeMap<String, Option<Latest<Value>>>,
-    context: BTreeMap<String, Option<Latest<Value>>>,
+    answers: BTreeMap<String, Option<Stamped<Value>>>,
+    context: BTreeMap<String, Option<Stamped<Value>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -95,7 +96,7 @@ impl ProfileAggregate {
             for (name, value) in &changes.set_once {
                 let slot = &mut self.traits.entry(name.clone()).or_default().first_once;
                 if slot.as_ref().is_none_or(|cur| order < cur.order) {
-                    *slot = Some(Latest {
+                    *slot = Some(Stamped {
                         order: order.clone(),
                         value: value.clone(),
                     });
@@ -195,7 +196,7 @@ impl ProfileAggregate {
                 json!({"shown": counts.shown, "dismissed": counts.dismissed, "responded": n}),
             );
         }
-        let merged = |fields: &BTreeMap<String, Option<Latest<Value>>>| -> Map<String, Value> {
+        let merged = |fields: &BTreeMap<String, Option<Stamped<Value>>>| -> Map<String, Value> {
             fields
                 .iter()
                 .filter_map(|(k, v)| v.as_ref().map(|l| (k.clone(), l.value.clone())))

@@ -118,11 +118,11 @@ impl FoldRecord {
 
     /// The strongest identifier: user, else email, else device.
     pub fn subject(&self) -> Identifier {
-        match (&self.user_id, &self.email, &self.anonymous_id) {
-            (Some(u), _, _) => Identifier::user(u.clone()),
-            (None, Some(e), _) => Identifier::email(e.clone()),
-            (None, None, a) => Identifier::anonymous(a.clone().unwrap_or_default()),
-        }
+        Identifier::strongest(
+            self.user_id.as_deref(),
+            self.email.as_deref(),
+            self.anonymous_id.as_deref(),
+        )
     }
 
     /// Every identifier the record carries.

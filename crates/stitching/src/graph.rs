@@ -88,25 +88,23 @@ impl IdentityGraph {
         time: EventTime,
         horizon: EventTime,
     ) -> Identifier {
-        let mut current = id;
-        for _ in 0..MAX_HOPS {
-            match self
-                .timelines
-                .get(current)
-                .and_then(|t| t.target_at_within(time, horizon))
-            {
-                Some(next) => current = next,
-                None => break,
-            }
-        }
-        current.clone()
+        self.follow(id, |t| t.target_at_within(time, horizon))
     }
 
     /// Whose `id` is now: following each latest link.
     pub fn resolve_now(&self, id: &Identifier) -> Identifier {
+        self.follow(id, LinkTimeline::latest)
+    }
+
+    /// Follows `step` from timeline to timeline until an identifier has none.
+    fn follow<'a>(
+        &'a self,
+        id: &'a Identifier,
+        step: impl Fn(&'a LinkTimeline) -> Option<&'a Identifier>,
+    ) -> Identifier {
         let mut current = id;
         for _ in 0..MAX_HOPS {
-            match self.timelines.get(current).and_then(LinkTimeline::latest) {
+            match self.timelines.get(current).and_then(&step) {
                 Some(next) => current = next,
                 None => break,
             }
