@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use idfold_events::{
     format_nanos, EventKind, EventOrder, EventTime, Identifier, IdentifierKind, SurveyAction,
 };
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::record::FoldRecord;
 
@@ -155,107 +156,195 @@ impl ProfileAggregate {
         &self,
         workspace_id: &str,
         id: &Identifier,
+        emails: Vec<String>,
+        anonymous_ids: Vec<String>,
+    ) -> Value {
+        let mut emails = emails;
+        let mut anonymous_ids = anonymous_ids;
+        let view = self.view(workspace_id, id, &mut emails, &mut anonymous_ids);
+        serde_json::to_value(&view).unwrap_or(Value::Null)
+    }
+
+    /// The same JSON as [`Self::render`], written straight to bytes (what
+    /// the store keeps) without building a `Value` first.
+    pub fn render_bytes(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
         mut emails: Vec<String>,
         mut anonymous_ids: Vec<String>,
-    ) -> Value {
+    ) -> Vec<u8> {
+        let view = self.view(workspace_id, id, &mut emails, &mut anonymous_ids);
+        // Serializing borrowed strings, numbers and JSON values cannot fail.
+        serde_json::to_vec(&view).unwrap_or_default()
+    }
+
+    fn view<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        id: &'a Identifier,
+        emails: &'a mut Vec<String>,
+        anonymous_ids: &'a mut Vec<String>,
+    ) -> ProfileView<'a> {
         emails.sort();
         emails.dedup();
         anonymous_ids.sort();
         anonymous_ids.dedup();
-        let time = |t: Option<EventTime>| t.map(format_nanos).map_or(Value::Null, Value::from);
-        let traits: Map<String, Value> = self
+        let traits = self
             .traits
             .iter()
             .filter_map(|(name, state)| {
                 let value = match &state.latest {
-                    Some(latest) => latest.value.clone(),
-                    None => state.first_once.as_ref().map(|once| once.value.clone()),
+                    Some(latest) => latest.value.as_ref(),
+                    None => state.first_once.as_ref().map(|once| &once.value),
                 };
-                value.map(|v| (name.clone(), v))
+                value.map(|v| (name.as_str(), v))
             })
             .collect();
-        let event_counts: Map<String, Value> = EventKind::ALL
-            .iter()
-            .map(|k| {
-                (
-                    k.as_str().to_owned(),
-                    Value::from(self.event_counts.get(k).copied().unwrap_or(0)),
-                )
-            })
-            .collect();
+        let count = |k: EventKind| self.event_counts.get(&k).copied().unwrap_or(0);
         let mut responded: BTreeMap<&str, u64> = BTreeMap::new();
         for (survey_id, _) in self.responses.keys() {
             *responded.entry(survey_id).or_default() += 1;
         }
-        let mut surveys = Map::new();
-        for survey_id in self.surveys.keys() {
-            let counts = self.surveys.get(survey_id).copied().unwrap_or_default();
-            let n = responded.get(survey_id.as_str()).copied().unwrap_or(0);
-            surveys.insert(
-                survey_id.clone(),
-                json!({"shown": counts.shown, "dismissed": counts.dismissed, "responded": n}),
-            );
-        }
-        let merged = |fields: &BTreeMap<String, Option<Stamped<Value>>>| -> Map<String, Value> {
-            fields
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|l| (k.clone(), l.value.clone())))
-                .collect()
-        };
-        let mut responses: Vec<(EventTime, &str, &str, Value)> = self
+        let surveys = self
+            .surveys
+            .iter()
+            .map(|(survey_id, counts)| {
+                let responded = responded.get(survey_id.as_str()).copied().unwrap_or(0);
+                (
+                    survey_id.as_str(),
+                    SurveyView {
+                        dismissed: counts.dismissed,
+                        responded,
+                        shown: counts.shown,
+                    },
+                )
+            })
+            .collect();
+        let merged =
+            |fields: &'a BTreeMap<String, Option<Stamped<Value>>>| -> BTreeMap<&'a str, &'a Value> {
+                fields
+                    .iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|l| (k.as_str(), &l.value)))
+                    .collect()
+            };
+        let mut responses: Vec<ResponseView<'a>> = self
             .responses
             .iter()
             .filter_map(|((survey_id, response_id), state)| {
                 let at = state.latest.as_ref()?.time;
-                let body = json!({
-                    "survey_id": survey_id,
-                    "response_id": response_id,
-                    "timestamp": format_nanos(at),
-                    "answers": merged(&state.answers),
-                    "context": merged(&state.context),
-                });
-                Some((at, response_id.as_str(), survey_id.as_str(), body))
+                Some(ResponseView {
+                    answers: merged(&state.answers),
+                    context: merged(&state.context),
+                    response_id,
+                    survey_id,
+                    timestamp: format_nanos(at),
+                    at,
+                })
             })
             .collect();
-        responses.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        let track: Map<String, Value> = self
+        responses.sort_by(|a, b| {
+            (a.at, a.response_id, a.survey_id).cmp(&(b.at, b.response_id, b.survey_id))
+        });
+        let track = self
             .track
             .iter()
             .map(|(name, s)| {
-                (name.clone(), json!({"count": s.count, "first": format_nanos(s.first), "last": format_nanos(s.last)}))
+                (
+                    name.as_str(),
+                    TrackView {
+                        count: s.count,
+                        first: format_nanos(s.first),
+                        last: format_nanos(s.last),
+                    },
+                )
             })
             .collect();
-        let kind = if id.is_identified() {
-            "identified"
-        } else {
-            "anonymous"
-        };
-        let user_id = match id.kind {
-            IdentifierKind::User => Value::from(id.value.clone()),
-            _ => Value::Null,
-        };
-        json!({
-            "workspace_id": workspace_id,
-            "id": id.to_string(),
-            "kind": kind,
-            "user_id": user_id,
-            "emails": emails,
-            "anonymous_ids": anonymous_ids,
-            "traits": traits,
-            "first_seen": time(self.first_seen),
-            "last_seen": time(self.last_seen),
-            "event_counts": event_counts,
-            "surveys": surveys,
-            "responses": responses.into_iter().map(|r| r.3).collect::<Vec<_>>(),
-            "track": track,
-        })
+        ProfileView {
+            anonymous_ids,
+            emails,
+            event_counts: EventCountsView {
+                identify: count(EventKind::Identify),
+                survey: count(EventKind::Survey),
+                track: count(EventKind::Track),
+                traits: count(EventKind::Traits),
+            },
+            first_seen: self.first_seen.map(format_nanos),
+            id: id.to_string(),
+            kind: if id.is_identified() {
+                "identified"
+            } else {
+                "anonymous"
+            },
+            last_seen: self.last_seen.map(format_nanos),
+            responses,
+            surveys,
+            track,
+            traits,
+            user_id: (id.kind == IdentifierKind::User).then_some(id.value.as_str()),
+            workspace_id,
+        }
     }
+}
+
+// The profile JSON, borrowed from the aggregate. Fields are declared in
+// alphabetical order so the output's keys are sorted, as every other map's.
+
+#[derive(Serialize)]
+struct ProfileView<'a> {
+    anonymous_ids: &'a [String],
+    emails: &'a [String],
+    event_counts: EventCountsView,
+    first_seen: Option<String>,
+    id: String,
+    kind: &'static str,
+    last_seen: Option<String>,
+    responses: Vec<ResponseView<'a>>,
+    surveys: BTreeMap<&'a str, SurveyView>,
+    track: BTreeMap<&'a str, TrackView>,
+    traits: BTreeMap<&'a str, &'a Value>,
+    user_id: Option<&'a str>,
+    workspace_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct EventCountsView {
+    identify: u64,
+    survey: u64,
+    track: u64,
+    traits: u64,
+}
+
+#[derive(Serialize)]
+struct SurveyView {
+    dismissed: u64,
+    responded: u64,
+    shown: u64,
+}
+
+#[derive(Serialize)]
+struct TrackView {
+    count: u64,
+    first: String,
+    last: String,
+}
+
+#[derive(Serialize)]
+struct ResponseView<'a> {
+    answers: BTreeMap<&'a str, &'a Value>,
+    context: BTreeMap<&'a str, &'a Value>,
+    response_id: &'a str,
+    survey_id: &'a str,
+    timestamp: String,
+    #[serde(skip)]
+    at: EventTime,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::{SurveyStep, TraitChanges};
+    use serde_json::{json, Map};
 
     fn record(mid: &str, time: EventTime, kind: EventKind) -> FoldRecord {
         FoldRecord {
@@ -291,6 +380,31 @@ mod tests {
 
     fn render(p: &ProfileAggregate) -> Value {
         p.render("w", &Identifier::user("u"), vec![], vec![])
+    }
+
+    #[test]
+    fn bytes_are_the_json_with_sorted_keys() {
+        let mut p = ProfileAggregate::default();
+        p.apply(&traits(
+            "a",
+            1,
+            json!({"b": 1, "a": {"z": 1, "y": 2}}),
+            json!({}),
+            &[],
+        ));
+        p.apply(&FoldRecord {
+            track_event: Some("Open".into()),
+            ..record("c", 2, EventKind::Track)
+        });
+        let id = Identifier::user("u");
+        let bytes = p.render_bytes("w", &id, vec!["b@x.io".into(), "a@x.io".into()], vec![]);
+        let value = p.render("w", &id, vec!["b@x.io".into(), "a@x.io".into()], vec![]);
+        assert_eq!(
+            String::from_utf8(bytes).ok(),
+            serde_json::to_string(&value).ok(),
+            "same bytes as the sorted-key form"
+        );
+        assert_eq!(value["emails"], json!(["a@x.io", "b@x.io"]));
     }
 
     #[test]

@@ -111,10 +111,7 @@ impl StateStore {
             for (id, json) in &changes.profiles {
                 let k = key(PROFILE, w, id.to_string().as_bytes());
                 match json {
-                    Some(json) => batch.insert(
-                        k,
-                        serde_json::to_vec(json).map_err(|e| corrupt(b"profile", e))?,
-                    ),
+                    Some(json) => batch.insert(k, json.as_slice()),
                     None => batch.remove(k),
                 }
             }

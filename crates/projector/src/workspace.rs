@@ -25,8 +25,8 @@ pub enum Applied {
 pub struct WorkspaceChanges {
     /// The newly folded records, one JSON object per line.
     pub new_records: Vec<u8>,
-    /// Profile id -> its JSON, or None where the profile no longer exists.
-    pub profiles: Vec<(Identifier, Option<Value>)>,
+    /// Profile id -> its JSON bytes, or None where it no longer exists.
+    pub profiles: Vec<(Identifier, Option<Vec<u8>>)>,
     /// Email or device -> the profile it resolves to now.
     pub identifiers: Vec<(Identifier, Identifier)>,
     pub months: Vec<MauRow>,
@@ -238,7 +238,26 @@ impl WorkspaceState {
 
     /// The profile JSON of `id`, if any event resolves to it.
     pub fn profile_json(&self, id: &Identifier) -> Option<Value> {
-        let aggregate = self.profiles.get(id)?;
+        let (emails, devices) = self.identifiers_resolving_to(id);
+        Some(
+            self.profiles
+                .get(id)?
+                .render(&self.workspace_id, id, emails, devices),
+        )
+    }
+
+    /// The same, as the bytes the store keeps.
+    pub fn profile_bytes(&self, id: &Identifier) -> Option<Vec<u8>> {
+        let (emails, devices) = self.identifiers_resolving_to(id);
+        Some(
+            self.profiles
+                .get(id)?
+                .render_bytes(&self.workspace_id, id, emails, devices),
+        )
+    }
+
+    /// The emails and devices that resolve to `id` now.
+    fn identifiers_resolving_to(&self, id: &Identifier) -> (Vec<String>, Vec<String>) {
         let mut emails = Vec::new();
         let mut devices = Vec::new();
         for candidate in self.graph.candidates(id) {
@@ -251,7 +270,7 @@ impl WorkspaceState {
                 IdentifierKind::User => {}
             }
         }
-        Some(aggregate.render(&self.workspace_id, id, emails, devices))
+        (emails, devices)
     }
 
     pub fn resolve_now(&self, id: &Identifier) -> Identifier {
@@ -286,7 +305,7 @@ impl WorkspaceState {
                 .profiles
                 .into_iter()
                 .map(|id| {
-                    let json = self.profile_json(&id);
+                    let json = self.profile_bytes(&id);
                     (id, json)
                 })
                 .collect(),

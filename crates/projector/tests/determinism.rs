@@ -272,7 +272,10 @@ fn fold(records: &[FoldRecord], cuts: &[bool]) -> (WorkspaceState, Snapshot) {
         let changes = state.take_changes();
         for (id, json) in changes.profiles {
             match json {
-                Some(json) => stored.profiles.insert(id.to_string(), json),
+                Some(json) => stored.profiles.insert(
+                    id.to_string(),
+                    serde_json::from_slice(&json).unwrap_or_default(),
+                ),
                 None => stored.profiles.remove(&id.to_string()),
             };
         }
