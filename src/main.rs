@@ -195,9 +195,26 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The reader of our output went away (`idfold export | head`): not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io =
+            cause
+                .downcast_ref::<std::io::Error>()
+                .or_else(
+                    || match cause.downcast_ref::<idfold_projector::ProjectorError>() {
+                        Some(idfold_projector::ProjectorError::Output(e)) => Some(e),
+                        _ => None,
+                    },
+                );
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -372,3 +372,27 @@ fn demo_runs_the_sample_end_to_end() {
     );
     assert!(stdout.contains("\"id\": \"user:alice\""), "{stdout}");
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // An export far larger than a pipe's buffer, so idfold meets the closed pipe.
+    let (_tmp, workload) = harness::generated_workload(5_000, 3);
+    let idfold = Idfold::new();
+    idfold.ingest(&workload);
+    idfold.ok("run", &["--until-idle"]);
+    let mut child = idfold
+        .command("export", &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("export starts");
+    // Close our end of the pipe before idfold writes much.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("export ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

@@ -27,9 +27,14 @@ fn options(args: &FoldArgs) -> FoldOptions {
 }
 
 fn summary(verb: &str, total: &BatchReport) {
+    let position = if total.read > 0 {
+        format!(", position {}", total.next_offset)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{verb} {} events ({} duplicates dropped, {} undecodable), position {}",
-        total.folded, total.duplicates, total.undecodable, total.next_offset
+        "{verb} {} events ({} duplicates dropped, {} undecodable){position}",
+        total.folded, total.duplicates, total.undecodable
     );
 }
 

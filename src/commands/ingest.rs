@@ -2,7 +2,7 @@
 //! dead-letter store and to stderr as `line N: <code>: <message>`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -101,10 +101,11 @@ pub fn run(
     })?;
     dir.flush()?;
     if json {
-        println!(
+        writeln!(
+            std::io::stdout().lock(),
             "{}",
             serde_json::json!({"accepted": counts.accepted, "rejected": counts.rejected})
-        );
+        )?;
     } else {
         eprintln!("accepted {}, rejected {}", counts.accepted, counts.rejected);
     }

@@ -124,7 +124,7 @@ pub fn profile(
     } else {
         serde_json::to_string_pretty(&profile)?
     };
-    println!("{text}");
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 
