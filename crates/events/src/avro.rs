@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use apache_avro::rabin::Rabin;
 use apache_avro::schema::{EnumSchema, RecordSchema};
 use apache_avro::types::Value as AvroValue;
-use apache_avro::Schema;
+use apache_avro::{GenericSingleObjectReader, Schema};
 use serde_json::{Map, Value};
 
 use crate::error::{ReasonCode, Rejection};
@@ -63,6 +63,9 @@ struct Codec {
     /// CRC-64-AVRO of the Parsing Canonical Form, little-endian, as it
     /// appears in the single-object header.
     fingerprint: [u8; 8],
+    /// Holds the schema resolved once: `from_avro_datum` would resolve it
+    /// again for every record (a third of the decode time).
+    reader: GenericSingleObjectReader,
 }
 
 /// The parsed schemas, parsed once. A schema that fails to parse (a bug,
@@ -75,11 +78,13 @@ fn codecs() -> &'static [Codec] {
             .filter_map(|&(kind, file, source)| {
                 let schema = Schema::parse_str(source).ok()?;
                 let fingerprint = schema.fingerprint::<Rabin>().bytes.try_into().ok()?;
+                let reader = GenericSingleObjectReader::new(schema.clone()).ok()?;
                 Some(Codec {
                     kind,
                     file,
                     schema,
                     fingerprint,
+                    reader,
                 })
             })
             .collect()
@@ -290,8 +295,10 @@ pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
         )));
     }
 
-    let mut reader = body;
-    let datum = apache_avro::from_avro_datum(&codec.schema, &mut reader, None)
+    let mut reader = bytes;
+    let datum = codec
+        .reader
+        .read_value(&mut reader)
         .map_err(|e| mismatch(e.to_string()))?;
     let AvroValue::Record(fields) = datum else {
         return Err(mismatch("the datum is not a record".to_owned()));
