@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idfold_log::{EmbeddedLog, EventLog};
+use idfold_log::{DataDir, EmbeddedLog, EventLog, LogError};
 use idfold_projector::{BatchReport, FoldOptions, Projector, WorkspaceCache};
 
 use crate::{DataArgs, FoldArgs};
@@ -65,7 +65,15 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     let mut cache = WorkspaceCache::default();
     while !stop.load(Ordering::SeqCst) {
         // Hold the directory while there is work, at most MAX_HOLD at a time.
-        let dir = data.open()?;
+        // A long `ingest` may hold it for a while: a follower waits it out.
+        let dir = match DataDir::open(&data.data, Duration::from_secs(data.lock_wait)) {
+            Ok(dir) => dir,
+            Err(LogError::Locked { .. }) => {
+                tracing::info!("the data directory is busy; waiting");
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::with_cache(&dir, options(args), cache)?;
         let held = Instant::now();

@@ -4,11 +4,8 @@ use idfold_log::LogError;
 pub enum ProducerError {
     #[error("cannot write to the log: {0}")]
     Log(#[from] LogError),
-    #[error("cannot read {source_name}: {error}")]
-    Read {
-        source_name: String,
-        error: std::io::Error,
-    },
+    #[error("event {message_id} passed validation but does not encode to its Avro schema (a bug: please report it)")]
+    Encode { message_id: String },
 }
 
 impl ProducerError {
@@ -17,7 +14,7 @@ impl ProducerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ProducerError::Log(e) => e.is_retryable(),
-            ProducerError::Read { .. } => false,
+            ProducerError::Encode { .. } => false,
         }
     }
 }

@@ -62,7 +62,17 @@ impl<'a, L: EventLog + ?Sized> Publisher<'a, L> {
                 decode_event(&input.bytes)
             };
             match outcome {
-                Ok(event) => payloads.push(encode_avro(&event)),
+                Ok(event) => {
+                    let payload = encode_avro(&event);
+                    if payload.is_empty() {
+                        // A validated event always fits its schema; if one
+                        // ever did not, nothing of the batch is written.
+                        return Err(ProducerError::Encode {
+                            message_id: event.message_id,
+                        });
+                    }
+                    payloads.push(payload);
+                }
                 Err(rejection) => {
                     dead.push(DeadLetter {
                         reason: rejection.reason.as_str().to_owned(),
