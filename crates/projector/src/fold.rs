@@ -3,7 +3,7 @@
 //! new position. Workspaces stay in memory up to a bound, least recently
 //! used first out; an evicted one reloads from its stored chunks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use idfold_events::decode_avro;
@@ -68,6 +68,9 @@ pub struct WorkspaceCache {
     resident: HashMap<String, Resident>,
     /// The store's epoch these states were loaded at; a rebuild changes it.
     epoch: u64,
+    /// The position each partition was at after this cache's last commit:
+    /// if the store is elsewhere, another process folded in between.
+    positions: BTreeMap<u32, u64>,
     batches: u64,
 }
 
@@ -99,7 +102,11 @@ impl Projector {
     ) -> Result<Projector, ProjectorError> {
         let store = StateStore::open(dir)?;
         let epoch = store.epoch()?;
-        if cache.epoch != epoch {
+        let mut moved = false;
+        for (&partition, &position) in &cache.positions {
+            moved |= store.position(partition)? != position;
+        }
+        if cache.epoch != epoch || moved {
             cache = WorkspaceCache {
                 epoch,
                 ..WorkspaceCache::default()
@@ -194,6 +201,7 @@ impl Projector {
             next_offset: report.next_offset,
             workspaces,
         })?;
+        self.cache.positions.insert(partition, report.next_offset);
         log.commit(partition, report.next_offset)?;
         self.evict();
         self.record_metrics(partition, &report, loads, started);
