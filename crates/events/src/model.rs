@@ -260,22 +260,6 @@ impl Event {
         self.body.kind()
     }
 
-    pub fn order(&self) -> EventOrder {
-        EventOrder {
-            time: self.event_time,
-            message_id: self.message_id.clone(),
-        }
-    }
-
-    /// The strongest identifier the event carries: user, else email, else device.
-    pub fn subject(&self) -> Identifier {
-        Identifier::strongest(
-            self.user_id.as_deref(),
-            self.email.as_deref(),
-            self.anonymous_id.as_deref(),
-        )
-    }
-
     /// The response a `responded` step belongs to: `response_id`, or the message_id.
     pub fn response_id(&self) -> Option<&str> {
         match &self.body {

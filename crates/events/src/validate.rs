@@ -946,7 +946,15 @@ mod tests {
             json!("  Ada.L@Example.COM "),
         ));
         assert_eq!(e.email.as_deref(), Some("ada.l@example.com"));
-        assert_eq!(e.subject().to_string(), "email:ada.l@example.com");
+        assert_eq!(
+            crate::Identifier::strongest(
+                e.user_id.as_deref(),
+                e.email.as_deref(),
+                e.anonymous_id.as_deref()
+            )
+            .to_string(),
+            "email:ada.l@example.com"
+        );
         let long_ok = format!("{}@example.com", "a".repeat(254 - 12));
         accept(&with(base("track"), "email", json!(long_ok)));
         let too_long = format!("{}@example.com", "a".repeat(254 - 11));
