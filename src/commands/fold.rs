@@ -70,6 +70,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
             Ok(dir) => dir,
             Err(LogError::Locked { .. }) => {
                 tracing::info!("the data directory is busy; waiting");
+                runtime.block_on(async { tokio::time::sleep(IDLE_POLL).await });
                 continue;
             }
             Err(other) => return Err(other.into()),
