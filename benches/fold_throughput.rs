@@ -64,8 +64,7 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|l| RawInput {
                     bytes: l.as_bytes().to_vec(),
-                    position: None,
-                    truncated: false,
+                    ..RawInput::default()
                 })
                 .collect();
             rejected += publisher.publish("bench", &inputs)?.rejected.len();

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::avro::{decode_avro, is_avro_single_object};
 use crate::error::{ReasonCode, Rejection};
 use crate::model::{Channel, Event, EventBody, EventKind, SurveyAction, MAX_EVENT_BYTES};
-use crate::time::{parse_rfc3339, EventTime};
+use crate::time::{format_nanos, parse_rfc3339, EventTime};
 
 /// How far past `received_at` a (skew-corrected) event time may lie before it
 /// is capped to `received_at`.
@@ -193,6 +193,24 @@ pub fn event_time(timestamp: i64, sent_at: Option<i64>, received_at: Option<i64>
         }
     }
     t
+}
+
+/// Stamps `received_at` on an event that arrived without one, from its
+/// transport's receive time (a Kafka record's timestamp), and derives the
+/// event time again with it. An event that has one keeps it: the stamp is a
+/// function of the record, so a re-delivery stamps the same value.
+pub fn stamp_received_at(event: &mut Event, received: EventTime) {
+    if event.received_at.is_some() {
+        return;
+    }
+    let (Some(timestamp), sent_at) = (
+        parse_rfc3339(&event.timestamp),
+        event.sent_at.as_deref().and_then(parse_rfc3339),
+    ) else {
+        return;
+    };
+    event.received_at = Some(format_nanos(received));
+    event.event_time = event_time(timestamp, sent_at, Some(received));
 }
 
 // ---------------------------------------------------------------------------
@@ -1296,6 +1314,25 @@ mod tests {
         );
         // No skew.
         assert_eq!(event_time(t, Some(t), Some(t)), t);
+    }
+
+    #[test]
+    fn a_missing_received_at_is_stamped_and_corrects_skew() -> Result<(), Rejection> {
+        let line = br#"{"type":"track","message_id":"m","workspace_id":"w","timestamp":"2026-01-01T10:00:00Z","sent_at":"2026-01-01T11:00:00Z","user_id":"u","event":"e"}"#;
+        let mut event = decode_json(line)?;
+        let received = parse_rfc3339("2026-01-01T13:00:00Z").unwrap_or_default();
+        stamp_received_at(&mut event, received);
+        assert_eq!(event.received_at.as_deref(), Some("2026-01-01T13:00:00Z"));
+        // The client was 2h behind the server.
+        assert_eq!(
+            Some(event.event_time),
+            parse_rfc3339("2026-01-01T12:00:00Z")
+        );
+        // One that has a received_at keeps it.
+        let before = event.clone();
+        stamp_received_at(&mut event, received + HOUR);
+        assert_eq!(event, before);
+        Ok(())
     }
 
     #[test]

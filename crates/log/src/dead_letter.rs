@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::embedded::decode_u64;
-use crate::{DataDir, LogError};
+use crate::{DataDir, DeadLetterSink, LogError};
 
 const DLQ_TREE: &str = "dlq";
 
@@ -16,6 +16,9 @@ pub struct DeadLetter {
     pub message: String,
     /// Where it came from: a file path, `stdin`, a topic...
     pub source: String,
+    /// The source's partition, for sources that have them (topics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     /// The line (files) or offset (logs) within the source.
     pub position: Option<u64>,
     /// The original bytes (the first `bytes_kept` of them when `truncated`).
@@ -42,20 +45,20 @@ mod base64_bytes {
 
 #[derive(Debug, Clone)]
 pub struct DeadLetterStore {
-    _dir: DataDir,
+    dir: DataDir,
     tree: sled::Tree,
 }
 
 impl DeadLetterStore {
     pub fn open(dir: &DataDir) -> Result<DeadLetterStore, LogError> {
         Ok(DeadLetterStore {
-            _dir: dir.clone(),
+            dir: dir.clone(),
             tree: dir.tree(DLQ_TREE)?,
         })
     }
 
     /// Stores the rejections in one batch (made durable by the caller's flush).
-    pub fn append(&self, letters: &[DeadLetter]) -> Result<(), LogError> {
+    pub fn store(&self, letters: &[DeadLetter]) -> Result<(), LogError> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -96,5 +99,16 @@ impl DeadLetterStore {
 
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
+    }
+}
+
+impl DeadLetterSink for DeadLetterStore {
+    /// Stores and flushes: durable on return.
+    fn append(&self, letters: &[DeadLetter]) -> Result<(), LogError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.store(letters)?;
+        self.dir.flush()
     }
 }

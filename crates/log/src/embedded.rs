@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use crate::{DataDir, EventLog, LogError, LogRecord};
+use crate::{DataDir, EventLog, EventSink, LogEntry, LogError, LogRecord};
 
 const LOG_TREE: &str = "log";
 const META_TREE: &str = "log_meta";
@@ -52,22 +52,33 @@ pub(crate) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, LogError> {
     Ok(u64::from_be_bytes(array))
 }
 
-impl EventLog for EmbeddedLog {
-    fn append(&self, payloads: &[Vec<u8>]) -> Result<u64, LogError> {
+impl EmbeddedLog {
+    /// Appends in order (one partition: keys do not matter); returns the
+    /// offset of the first entry.
+    pub fn append_entries(&self, entries: &[LogEntry]) -> Result<u64, LogError> {
         let _guard = self
             .append_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let first = self.next_offset()?;
         let mut batch = sled::Batch::default();
-        for (i, payload) in (first..).zip(payloads) {
-            batch.insert(&i.to_be_bytes(), payload.as_slice());
+        for (i, entry) in (first..).zip(entries) {
+            batch.insert(&i.to_be_bytes(), entry.payload.as_slice());
         }
         self.records.apply_batch(batch)?;
         // Durable before we answer: an accepted event must survive a crash.
         self.dir.flush()?;
         Ok(first)
     }
+}
+
+impl EventSink for EmbeddedLog {
+    fn append(&self, entries: &[LogEntry]) -> Result<(), LogError> {
+        self.append_entries(entries).map(|_| ())
+    }
+}
+
+impl EventLog for EmbeddedLog {
 
     fn read_from(
         &self,
@@ -123,8 +134,12 @@ mod tests {
         })?;
         let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
         let log = EmbeddedLog::open(&dir)?;
-        assert_eq!(log.append(&[b"a".to_vec(), b"b".to_vec()])?, 0);
-        assert_eq!(log.append(&[b"c".to_vec()])?, 2);
+        let entry = |payload: &[u8]| LogEntry {
+            key: "w".into(),
+            payload: payload.to_vec(),
+        };
+        assert_eq!(log.append_entries(&[entry(b"a"), entry(b"b")])?, 0);
+        assert_eq!(log.append_entries(&[entry(b"c")])?, 2);
         let read = log.read_from(0, 1, 10)?;
         let payloads: Vec<_> = read.iter().map(|r| (r.offset, r.payload.clone())).collect();
         assert_eq!(payloads, vec![(1, b"b".to_vec()), (2, b"c".to_vec())]);

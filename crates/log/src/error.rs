@@ -17,10 +17,18 @@ pub enum LogError {
     Storage(#[from] sled::Error),
     #[error("corrupt record at {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// The log's server is unreachable or timed out: nothing was lost, the
+    /// write can be tried again.
+    #[error("the log is unavailable: {detail}")]
+    Unavailable { detail: String },
+    /// The log's server refused the write for good (too large, not allowed,
+    /// no such topic): retrying will not help.
+    #[error("the log refused the write: {detail}")]
+    Refused { detail: String },
 }
 
 impl LogError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LogError::Locked { .. })
+        matches!(self, LogError::Locked { .. } | LogError::Unavailable { .. })
     }
 }

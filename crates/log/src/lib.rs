@@ -1,6 +1,7 @@
-//! The durable log behind a small seam (append, read from an offset, commit),
-//! its embedded implementation on sled, and the dead-letter store. The fold
-//! reads any `EventLog` the same way; Kafka is another implementation.
+//! The durable log behind two small seams: `EventSink` and `DeadLetterSink`
+//! (where validated events and rejections are written, durably, before an
+//! input is acknowledged) and `EventLog` (read from an offset, commit). The
+//! embedded implementations live on sled; Kafka's live in `idfold-kafka`.
 
 mod data_dir;
 mod dead_letter;
@@ -21,12 +22,31 @@ pub struct LogRecord {
     pub payload: Vec<u8>,
 }
 
-/// The seam every log implements. Appends are durable when they return; the
-/// consumer's own position is kept by the consumer with its state, and
-/// `commit` only reports it back (for lag monitoring).
+/// One validated event on its way into the log. The key (the workspace)
+/// decides the partition, so a workspace's events stay in order in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub key: String,
+    /// Avro single-object encoded event.
+    pub payload: Vec<u8>,
+}
+
+/// Where validated events go. Durable when `append` returns `Ok`: an input
+/// is acknowledged only after that.
+pub trait EventSink {
+    fn append(&self, entries: &[LogEntry]) -> Result<(), LogError>;
+}
+
+/// Where rejected inputs go, with their reasons. Durable when `append`
+/// returns `Ok`, like `EventSink`.
+pub trait DeadLetterSink {
+    fn append(&self, letters: &[DeadLetter]) -> Result<(), LogError>;
+}
+
+/// The read side of a log. The consumer's own position is kept by the
+/// consumer with its state, and `commit` only reports it back (for lag
+/// monitoring).
 pub trait EventLog {
-    /// Appends payloads in order; returns the offset of the first one.
-    fn append(&self, payloads: &[Vec<u8>]) -> Result<u64, LogError>;
     /// Reads up to `max` records of `partition` from `offset` on, in order.
     fn read_from(
         &self,

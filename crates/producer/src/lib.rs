@@ -9,4 +9,4 @@ mod publisher;
 
 pub use error::ProducerError;
 pub use ndjson::{NdjsonReader, MAX_LINE_BYTES};
-pub use publisher::{PublishReport, Publisher, RawInput};
+pub use publisher::{validate, PublishReport, Publisher, RawInput, Validated};

@@ -51,6 +51,7 @@ impl NdjsonReader {
                 bytes,
                 position: Some(self.line),
                 truncated,
+                ..RawInput::default()
             });
         }
         Ok(Some(batch))

@@ -1,19 +1,55 @@
 //! Validate, then append or dead-letter, then report.
 
-use idfold_events::{decode_event, encode_avro, ReasonCode, Rejection, MAX_EVENT_BYTES};
-use idfold_log::{DeadLetter, DeadLetterStore, EventLog};
+use idfold_events::{
+    decode_event, encode_avro, stamp_received_at, EventTime, ReasonCode, Rejection,
+    MAX_EVENT_BYTES,
+};
+use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry};
 use idfold_telemetry::names;
 
 use crate::error::ProducerError;
 
 /// One input as received.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RawInput {
     pub bytes: Vec<u8>,
+    /// The source's partition, for sources that have them (topics).
+    pub partition: Option<u32>,
     /// Line (files) or offset (logs) in the source, for the error report.
     pub position: Option<u64>,
     /// The input was longer than what was kept of it.
     pub truncated: bool,
+    /// When the transport received it (a Kafka record's timestamp); stamped
+    /// as `received_at` on an event that has none.
+    pub received_at: Option<EventTime>,
+}
+
+/// Inputs validated and encoded, not yet written.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub entries: Vec<LogEntry>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub report: PublishReport,
+    received: usize,
+}
+
+impl Validated {
+    /// Appends another validated batch (of another source) to this one, so
+    /// both are written with one durable write.
+    pub fn extend(&mut self, other: Validated) {
+        let offset = self.received;
+        self.entries.extend(other.entries);
+        self.dead_letters.extend(other.dead_letters);
+        self.report.accepted += other.report.accepted;
+        self.report.rejected.extend(
+            other
+                .report
+                .rejected
+                .into_iter()
+                .map(|(index, why)| (index + offset, why)),
+        );
+        self.received += other.received;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -25,77 +61,44 @@ pub struct PublishReport {
 
 /// Publishes batches of inputs from one kind of source.
 #[derive(Debug)]
-pub struct Publisher<'a, L: EventLog + ?Sized> {
-    log: &'a L,
-    dead_letters: &'a DeadLetterStore,
+pub struct Publisher<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> {
+    events: &'a S,
+    dead_letters: &'a D,
     /// Metric label: a bounded set (`file`, `stdin`, `http`, `kafka`).
     source_kind: &'static str,
 }
 
-impl<'a, L: EventLog + ?Sized> Publisher<'a, L> {
-    pub fn new(log: &'a L, dead_letters: &'a DeadLetterStore, source_kind: &'static str) -> Self {
+impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> {
+    pub fn new(events: &'a S, dead_letters: &'a D, source_kind: &'static str) -> Self {
         Publisher {
-            log,
+            events,
             dead_letters,
             source_kind,
         }
     }
 
-    /// Validates every input; appends the accepted ones (durably) and stores
-    /// the rejected ones before returning.
+    /// Validates every input; appends the accepted ones and stores the
+    /// rejected ones, both durably, before returning.
     pub fn publish(
         &self,
         source_name: &str,
         inputs: &[RawInput],
     ) -> Result<PublishReport, ProducerError> {
-        let mut report = PublishReport::default();
-        let mut payloads = Vec::with_capacity(inputs.len());
-        let mut dead = Vec::new();
-        for (index, input) in inputs.iter().enumerate() {
-            let outcome = if input.truncated {
-                Err(Rejection::new(
-                    ReasonCode::TooLarge,
-                    None,
-                    format!("the event is over the {} KiB limit", MAX_EVENT_BYTES / 1024),
-                ))
-            } else {
-                decode_event(&input.bytes)
-            };
-            match outcome {
-                Ok(event) => {
-                    let payload = encode_avro(&event);
-                    if payload.is_empty() {
-                        // A validated event always fits its schema; if one
-                        // ever did not, nothing of the batch is written.
-                        return Err(ProducerError::Encode {
-                            message_id: event.message_id,
-                        });
-                    }
-                    payloads.push(payload);
-                }
-                Err(rejection) => {
-                    dead.push(DeadLetter {
-                        reason: rejection.reason.as_str().to_owned(),
-                        field: rejection.field.clone(),
-                        message: rejection.message.clone(),
-                        source: source_name.to_owned(),
-                        position: input.position,
-                        raw: input.bytes.clone(),
-                        truncated: input.truncated,
-                    });
-                    report.rejected.push((index, rejection));
-                }
-            }
+        let validated = validate(source_name, inputs)?;
+        self.write(validated)
+    }
+
+    /// Writes a validated batch: rejections first, then the events, each
+    /// durable when its sink returns. A failure writes nothing the caller
+    /// will acknowledge: it may retry the whole batch (the fold drops the
+    /// events it already has by message_id).
+    pub fn write(&self, validated: Validated) -> Result<PublishReport, ProducerError> {
+        self.dead_letters.append(&validated.dead_letters)?;
+        if !validated.entries.is_empty() {
+            self.events.append(&validated.entries)?;
         }
-        // Dead letters first: the log append flushes the whole store, so one
-        // flush makes both durable before we answer.
-        self.dead_letters.append(&dead)?;
-        if !payloads.is_empty() {
-            self.log.append(&payloads)?;
-        }
-        report.accepted = payloads.len();
-        self.record_metrics(inputs.len(), &report);
-        Ok(report)
+        self.record_metrics(validated.received, &validated.report);
+        Ok(validated.report)
     }
 
     fn record_metrics(&self, received: usize, report: &PublishReport) {
@@ -111,4 +114,59 @@ impl<'a, L: EventLog + ?Sized> Publisher<'a, L> {
             metrics::counter!(names::EVENTS_REJECTED, "source" => source, "reason" => reason.as_str()).increment(n);
         }
     }
+}
+
+/// Validates and encodes inputs of one source; pure but for the clockless
+/// stamping of `received_at` from the input's own receive time.
+pub fn validate(source_name: &str, inputs: &[RawInput]) -> Result<Validated, ProducerError> {
+    let mut validated = Validated {
+        entries: Vec::with_capacity(inputs.len()),
+        received: inputs.len(),
+        ..Validated::default()
+    };
+    for (index, input) in inputs.iter().enumerate() {
+        let outcome = if input.truncated {
+            Err(Rejection::new(
+                ReasonCode::TooLarge,
+                None,
+                format!("the event is over the {} KiB limit", MAX_EVENT_BYTES / 1024),
+            ))
+        } else {
+            decode_event(&input.bytes)
+        };
+        match outcome {
+            Ok(mut event) => {
+                if let Some(received) = input.received_at {
+                    stamp_received_at(&mut event, received);
+                }
+                let payload = encode_avro(&event);
+                if payload.is_empty() {
+                    // A validated event always fits its schema; if one ever
+                    // did not, nothing of the batch is written.
+                    return Err(ProducerError::Encode {
+                        message_id: event.message_id,
+                    });
+                }
+                validated.entries.push(LogEntry {
+                    key: event.workspace_id,
+                    payload,
+                });
+            }
+            Err(rejection) => {
+                validated.dead_letters.push(DeadLetter {
+                    reason: rejection.reason.as_str().to_owned(),
+                    field: rejection.field.clone(),
+                    message: rejection.message.clone(),
+                    source: source_name.to_owned(),
+                    partition: input.partition,
+                    position: input.position,
+                    raw: input.bytes.clone(),
+                    truncated: input.truncated,
+                });
+                validated.report.rejected.push((index, rejection));
+            }
+        }
+    }
+    validated.report.accepted = validated.entries.len();
+    Ok(validated)
 }

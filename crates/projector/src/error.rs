@@ -10,6 +10,8 @@ pub enum ProjectorError {
     Output(std::io::Error),
     #[error("corrupt state at {key}: {detail}; run `idfold rebuild` to refold it from the log")]
     Corrupt { key: String, detail: String },
+    #[error("this data directory holds the fold of the {folds} log, not of the {asked} log; use another --data directory, or `idfold rebuild` it")]
+    OtherLog { folds: String, asked: String },
 }
 
 impl ProjectorError {
@@ -18,7 +20,8 @@ impl ProjectorError {
             ProjectorError::Log(e) => e.is_retryable(),
             ProjectorError::Storage(_)
             | ProjectorError::Corrupt { .. }
-            | ProjectorError::Output(_) => false,
+            | ProjectorError::Output(_)
+            | ProjectorError::OtherLog { .. } => false,
         }
     }
 }

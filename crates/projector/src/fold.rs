@@ -135,7 +135,26 @@ impl Projector {
         log: &dyn EventLog,
         partition: u32,
     ) -> Result<BatchReport, ProjectorError> {
-        let outcome = self.try_fold_batch(log, partition);
+        let from = self.store.position(partition)?;
+        let records = log.read_from(partition, from, self.options.batch_size)?;
+        let report = self.fold_records(partition, records)?;
+        if report.read > 0 {
+            log.commit(partition, report.next_offset)?;
+        }
+        Ok(report)
+    }
+
+    /// Folds records of `partition` that a consumer has read, in offset
+    /// order, and commits them with the partition's new position. Records
+    /// before the stored position (a re-delivery) were folded already and
+    /// are skipped; a gap after it (Kafka's compaction or transaction
+    /// markers) is not an error.
+    pub fn fold_records(
+        &mut self,
+        partition: u32,
+        records: Vec<LogRecord>,
+    ) -> Result<BatchReport, ProjectorError> {
+        let outcome = self.try_fold_records(partition, records);
         if outcome.is_err() {
             // A batch that did not commit may have changed resident states
             // (seen ids, drained changes): drop them all, they reload clean.
@@ -144,14 +163,14 @@ impl Projector {
         outcome
     }
 
-    fn try_fold_batch(
+    fn try_fold_records(
         &mut self,
-        log: &dyn EventLog,
         partition: u32,
+        mut records: Vec<LogRecord>,
     ) -> Result<BatchReport, ProjectorError> {
         let started = Instant::now();
         let first_offset = self.store.position(partition)?;
-        let records = log.read_from(partition, first_offset, self.options.batch_size)?;
+        records.retain(|r| r.offset >= first_offset);
         let mut report = BatchReport {
             read: records.len(),
             next_offset: first_offset,
@@ -194,7 +213,7 @@ impl Projector {
             .collect();
         // Dead letters go first: a crash before the commit refolds the batch
         // and may store the same dead letter twice, never none.
-        self.dead_letters.append(&dead)?;
+        self.dead_letters.store(&dead)?;
         self.store.commit(&Checkpoint {
             partition,
             first_offset,
@@ -202,7 +221,6 @@ impl Projector {
             workspaces,
         })?;
         self.cache.positions.insert(partition, report.next_offset);
-        log.commit(partition, report.next_offset)?;
         self.evict();
         self.record_metrics(partition, &report, loads, started);
         Ok(report)
@@ -309,7 +327,8 @@ fn undecodable_letter(
         reason: rejection.reason.as_str().to_owned(),
         field: rejection.field,
         message: rejection.message,
-        source: format!("log partition {partition}"),
+        source: "log".to_owned(),
+        partition: Some(partition),
         position: Some(record.offset),
         raw: record.payload.clone(),
         truncated: false,

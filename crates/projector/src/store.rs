@@ -1,7 +1,8 @@
 //! The projection in sled. Keys put a workspace's entries together:
 //! `<kind byte><workspace_id>\0<rest>`. Kinds: `c` chunks of accepted events
 //! (what a workspace reloads from), `p` profile JSON, `i` email/device ->
-//! profile id, `m` MAU row; `o` the log position per partition.
+//! profile id, `m` MAU row; `o` the log position per partition, `e` the
+//! epoch (bumped by a rebuild), `l` the name of the log the positions are in.
 
 use std::io::Write;
 
@@ -21,6 +22,7 @@ const IDENTIFIER: u8 = b'i';
 const MAU: u8 = b'm';
 const POSITION: u8 = b'o';
 const EPOCH: u8 = b'e';
+const LOG_NAME: u8 = b'l';
 
 fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + workspace_id.len() + rest.len());
@@ -78,6 +80,27 @@ impl StateStore {
     /// The next offset to fold in `partition`.
     pub fn position(&self, partition: u32) -> Result<u64, ProjectorError> {
         read_u64(&self.tree, &position_key(partition))
+    }
+
+    /// Ties this store to one log (`embedded`, `kafka:<topic>`): positions
+    /// of one log mean nothing in another, so folding a second one into the
+    /// same state would skip or repeat events.
+    pub fn bind_log(&self, name: &str) -> Result<(), ProjectorError> {
+        let bound = self
+            .tree
+            .compare_and_swap([LOG_NAME], None as Option<&[u8]>, Some(name.as_bytes()))?;
+        match bound {
+            Ok(()) => Ok(()),
+            Err(existing) => match existing.current {
+                Some(current) if current.as_ref() != name.as_bytes() => {
+                    Err(ProjectorError::OtherLog {
+                        folds: String::from_utf8_lossy(&current).into_owned(),
+                        asked: name.to_owned(),
+                    })
+                }
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Rebuilds a workspace's in-memory state from its stored chunks.
@@ -138,7 +161,6 @@ impl StateStore {
         Ok(self.dir.flush()?)
     }
 
-    /// Drops every projection and position (for `rebuild`).
     /// Drops every projection and position, for `rebuild`. The positions go
     /// first, with the epoch bumped, in one batch: a crash part-way through
     /// leaves a store that folds from the start again (its remaining chunks

@@ -14,8 +14,7 @@ fn event(mid: &str, day: u32, user: &str) -> RawInput {
     );
     RawInput {
         bytes: line.into_bytes(),
-        position: None,
-        truncated: false,
+        ..RawInput::default()
     }
 }
 
