@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,88 @@ impl DataArgs {
     }
 }
 
+/// Where Kafka is, when idfold runs on it instead of the embedded log.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Run on Apache Kafka at HOST:PORT[,HOST:PORT...] instead of the embedded log.
+    #[arg(long, env = "IDFOLD_KAFKA", value_name = "HOST:PORT")]
+    pub kafka: Option<String>,
+    /// Names the topics (<prefix>.raw.<type>, <prefix>.events,
+    /// <prefix>.dead-letters) and the consumer groups (<prefix>-producer,
+    /// <prefix>-fold).
+    #[arg(long, env = "IDFOLD_KAFKA_PREFIX", default_value = "idfold")]
+    pub topic_prefix: String,
+    /// Raw input topics instead of <prefix>.raw.<type> (repeat, or separate
+    /// with commas); one topic for every type is fine.
+    #[arg(
+        long = "raw-topic",
+        env = "IDFOLD_KAFKA_RAW_TOPICS",
+        value_delimiter = ','
+    )]
+    pub raw_topics: Vec<String>,
+    /// Producer acknowledgements: `all` (with the idempotent producer) is
+    /// the only setting under which an acknowledged event survives a broker failure.
+    #[arg(long, value_enum, default_value_t = AcksArg::All)]
+    pub kafka_acks: AcksArg,
+    #[arg(long, value_enum, default_value_t = CompressionArg::Lz4)]
+    pub kafka_compression: CompressionArg,
+    /// Partitions of the topics `idfold topics` creates.
+    #[arg(long, default_value_t = 6)]
+    pub kafka_partitions: i32,
+    /// Seconds before a silent group member's partitions go to the others.
+    #[arg(long, default_value_t = 10)]
+    pub kafka_session_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AcksArg {
+    All,
+    Leader,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+}
+
+/// Which stages `run --kafka` runs (both by default).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Stages {
+    All,
+    /// Raw topics to the canonical log only.
+    Producer,
+    /// The canonical log into the projection only.
+    Fold,
+}
+
+impl KafkaArgs {
+    /// `None` on the embedded log.
+    pub fn settings(&self) -> Option<idfold_kafka::KafkaSettings> {
+        // Empty means "not Kafka", so `--kafka ''` overrides IDFOLD_KAFKA.
+        let bootstrap = self.kafka.as_ref().filter(|b| !b.trim().is_empty())?;
+        let mut settings = idfold_kafka::KafkaSettings::new(bootstrap, &self.topic_prefix);
+        if !self.raw_topics.is_empty() {
+            settings.topics.raw = self.raw_topics.clone();
+        }
+        settings.acks = match self.kafka_acks {
+            AcksArg::All => idfold_kafka::Acks::All,
+            AcksArg::Leader => idfold_kafka::Acks::Leader,
+        };
+        settings.compression = match self.kafka_compression {
+            CompressionArg::None => idfold_kafka::Compression::None,
+            CompressionArg::Gzip => idfold_kafka::Compression::Gzip,
+            CompressionArg::Snappy => idfold_kafka::Compression::Snappy,
+            CompressionArg::Lz4 => idfold_kafka::Compression::Lz4,
+        };
+        settings.partitions = self.kafka_partitions;
+        settings.session_timeout = std::time::Duration::from_secs(self.kafka_session_timeout);
+        Some(settings)
+    }
+}
+
 /// Exit code of an operational failure (1 is `ingest --strict` with
 /// rejections, 2 a missing profile or a usage error).
 const EXIT_FAILURE: u8 = 3;
@@ -75,6 +157,8 @@ enum Command {
     Ingest {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// NDJSON files; stdin when none (or `-`).
         files: Vec<PathBuf>,
         /// Print {"accepted":n,"rejected":n} on stdout.
@@ -85,14 +169,26 @@ enum Command {
         strict: bool,
     },
     /// Fold the log into profiles and MAU; keeps following it unless --until-idle.
+    /// On Kafka it also moves raw topics to the canonical log first.
     Run {
         #[command(flatten)]
         data: DataArgs,
-        /// Fold what is in the log, then exit.
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Process what is in the log (on Kafka: in the raw topics, then in
+        /// the canonical log) when it starts, then exit.
         #[arg(long)]
         until_idle: bool,
+        /// On Kafka: which stages to run.
+        #[arg(long, value_enum, default_value_t = Stages::All)]
+        stages: Stages,
         #[command(flatten)]
         fold: FoldArgs,
+    },
+    /// Create the Kafka topics idfold needs, or check the ones that exist.
+    Topics {
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Monthly active users of a workspace.
     Mau {
@@ -124,10 +220,12 @@ enum Command {
         #[arg(long)]
         workspace: Option<String>,
     },
-    /// The rejected inputs with their reasons.
+    /// The rejected inputs with their reasons (on Kafka: the dead-letter topic).
     Dlq {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         #[arg(long)]
         json: bool,
     },
@@ -135,6 +233,8 @@ enum Command {
     Rebuild {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         #[command(flatten)]
         fold: FoldArgs,
     },
@@ -162,15 +262,22 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Ingest {
             data,
+            kafka,
             files,
             json,
             strict,
-        } => commands::ingest::run(&data, &files, json, strict),
+        } => commands::ingest::run(&data, &kafka, &files, json, strict),
         Command::Run {
             data,
+            kafka,
             until_idle,
+            stages,
             fold,
-        } => commands::fold::run(&data, until_idle, &fold),
+        } => match kafka.settings() {
+            Some(_) => commands::kafka::run(&data, &kafka, until_idle, &fold, stages),
+            None => commands::fold::run(&data, until_idle, &fold),
+        },
+        Command::Topics { kafka } => commands::kafka::topics(&kafka),
         Command::Mau {
             data,
             workspace,
@@ -184,8 +291,14 @@ fn main() -> ExitCode {
             json,
         } => commands::query::profile(&data, &workspace, &id, json),
         Command::Export { data, workspace } => commands::query::export(&data, workspace.as_deref()),
-        Command::Dlq { data, json } => commands::query::dlq(&data, json),
-        Command::Rebuild { data, fold } => commands::fold::rebuild(&data, &fold),
+        Command::Dlq { data, kafka, json } => match kafka.settings() {
+            Some(_) => commands::kafka::dlq(&kafka, json),
+            None => commands::query::dlq(&data, json),
+        },
+        Command::Rebuild { data, kafka, fold } => match kafka.settings() {
+            Some(_) => commands::kafka::rebuild(&data, &kafka, &fold),
+            None => commands::fold::rebuild(&data, &fold),
+        },
         Command::Demo { data } => commands::demo::run(data),
         Command::Generate {
             events,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use idfold_events::Identifier;
-use idfold_log::{DataDir, EmbeddedLog};
+use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
 use idfold_projector::{FoldOptions, Projector};
 
 use super::ingest::{ingest_sources, Source};
@@ -25,11 +25,13 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         kind: "file",
         reader: Box::new(SAMPLE.as_bytes()),
     };
-    let counts = ingest_sources(&dir, vec![sample], &mut |line, text| {
+    let log = EmbeddedLog::open(&dir)?;
+    let dead_letters = DeadLetterStore::open(&dir)?;
+    let counts = ingest_sources(&log, &dead_letters, vec![sample], &mut |line, text| {
         eprintln!("line {line}: {text}")
     })?;
-    let log = EmbeddedLog::open(&dir)?;
     let mut projector = Projector::open(&dir, FoldOptions::default())?;
+    projector.store().bind_log(super::fold::EMBEDDED_LOG)?;
     let folded = projector.fold_until_idle(&log, |_| {})?;
     let mut out = std::io::stdout().lock();
     let kept = if temp.path() == path {

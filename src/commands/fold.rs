@@ -19,14 +19,17 @@ const MAX_HOLD: Duration = Duration::from_secs(2);
 /// process (it retries every 20 ms) to take the lock.
 const HAND_OVER: Duration = Duration::from_millis(60);
 
-fn options(args: &FoldArgs) -> FoldOptions {
+/// The name a data directory folding the embedded log is bound to.
+pub const EMBEDDED_LOG: &str = "embedded";
+
+pub fn options(args: &FoldArgs) -> FoldOptions {
     FoldOptions {
         batch_size: args.batch_size.max(1),
         max_resident_events: args.max_resident_events,
     }
 }
 
-fn summary(verb: &str, total: &BatchReport) {
+pub fn summary(verb: &str, total: &BatchReport) {
     let position = if total.read > 0 {
         format!(", position {}", total.next_offset)
     } else {
@@ -42,7 +45,9 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     if until_idle {
         let dir = data.open()?;
         let log = EmbeddedLog::open(&dir)?;
-        let total = Projector::open(&dir, options(args))?.fold_until_idle(&log, |_| {})?;
+        let mut projector = Projector::open(&dir, options(args))?;
+        projector.store().bind_log(EMBEDDED_LOG)?;
+        let total = projector.fold_until_idle(&log, |_| {})?;
         summary("folded", &total);
         return Ok(ExitCode::SUCCESS);
     }
@@ -77,6 +82,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         };
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::with_cache(&dir, options(args), cache)?;
+        projector.store().bind_log(EMBEDDED_LOG)?;
         let held = Instant::now();
         let mut idle = false;
         while !idle && !stop.load(Ordering::SeqCst) && held.elapsed() < MAX_HOLD {
@@ -106,7 +112,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_shutdown() {
+pub async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -126,6 +132,7 @@ pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     let log = EmbeddedLog::open(&dir)?;
     let mut projector = Projector::open(&dir, options(args))?;
     let total = projector.rebuild(&log, |_| {})?;
+    projector.store().bind_log(EMBEDDED_LOG)?;
     summary("rebuilt from", &total);
     Ok(ExitCode::SUCCESS)
 }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
+use idfold_log::{DeadLetterSink, DeadLetterStore, EmbeddedLog, EventSink};
 use idfold_producer::{NdjsonReader, Publisher};
 
-use crate::DataArgs;
+use crate::{DataArgs, KafkaArgs};
 
 /// Lines validated and appended per log write, and the bytes one batch
 /// may hold (memory stays bounded whatever the input).
@@ -49,18 +49,18 @@ impl Source {
     }
 }
 
-/// Reads every source in turn, numbering lines across them from 1.
+/// Reads every source in turn, numbering lines across them from 1, and
+/// writes to the given sinks (the embedded log, or Kafka).
 pub fn ingest_sources(
-    dir: &DataDir,
+    events: &dyn EventSink,
+    dead_letters: &dyn DeadLetterSink,
     sources: Vec<Source>,
     report_rejection: &mut dyn FnMut(u64, &str),
 ) -> anyhow::Result<IngestCounts> {
-    let log = EmbeddedLog::open(dir)?;
-    let dead_letters = DeadLetterStore::open(dir)?;
     let mut reader = NdjsonReader::new();
     let mut counts = IngestCounts::default();
     for mut source in sources {
-        let publisher = Publisher::new(&log, &dead_letters, source.kind);
+        let publisher = Publisher::new(events, dead_letters, source.kind);
         while let Some(batch) = reader
             .read_batch(&mut source.reader, INGEST_BATCH, INGEST_BATCH_BYTES)
             .with_context(|| format!("cannot read {}", source.name))?
@@ -82,11 +82,11 @@ pub fn ingest_sources(
 
 pub fn run(
     data: &DataArgs,
+    kafka: &KafkaArgs,
     files: &[PathBuf],
     json: bool,
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dir = data.open()?;
     let paths = if files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -96,10 +96,23 @@ pub fn run(
         .iter()
         .map(|p| Source::open(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let counts = ingest_sources(&dir, sources, &mut |line, text| {
-        eprintln!("line {line}: {text}")
-    })?;
-    dir.flush()?;
+    let mut print = |line: u64, text: &str| eprintln!("line {line}: {text}");
+    let counts = match kafka.settings() {
+        // Validated events to the canonical log, rejections to the
+        // dead-letter topic; no data directory is involved.
+        Some(settings) => {
+            let writer = idfold_kafka::KafkaWriter::new(&settings)?;
+            ingest_sources(&writer, &writer, sources, &mut print)?
+        }
+        None => {
+            let dir = data.open()?;
+            let log = EmbeddedLog::open(&dir)?;
+            let dead_letters = DeadLetterStore::open(&dir)?;
+            let counts = ingest_sources(&log, &dead_letters, sources, &mut print)?;
+            dir.flush()?;
+            counts
+        }
+    };
     if json {
         writeln!(
             std::io::stdout().lock(),

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod fold;
 pub mod generate;
 pub mod ingest;
+pub mod kafka;
 pub mod query;
 
 use tracing_subscriber::EnvFilter;

@@ -79,7 +79,6 @@ impl EventSink for EmbeddedLog {
 }
 
 impl EventLog for EmbeddedLog {
-
     fn read_from(
         &self,
         partition: u32,

@@ -13,7 +13,7 @@ pub enum LogError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Storage(#[from] sled::Error),
     #[error("corrupt record at {what}: {detail}")]
     Corrupt { what: String, detail: String },

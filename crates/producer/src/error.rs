@@ -2,7 +2,7 @@ use idfold_log::LogError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerError {
-    #[error("cannot write to the log: {0}")]
+    #[error("cannot write to the log")]
     Log(#[from] LogError),
     #[error("event {message_id} passed validation but does not encode to its Avro schema (a bug: please report it)")]
     Encode { message_id: String },

@@ -1,8 +1,7 @@
 //! Validate, then append or dead-letter, then report.
 
 use idfold_events::{
-    decode_event, encode_avro, stamp_received_at, EventTime, ReasonCode, Rejection,
-    MAX_EVENT_BYTES,
+    decode_event, encode_avro, stamp_received_at, EventTime, ReasonCode, Rejection, MAX_EVENT_BYTES,
 };
 use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry};
 use idfold_telemetry::names;
@@ -85,20 +84,21 @@ impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> 
         inputs: &[RawInput],
     ) -> Result<PublishReport, ProducerError> {
         let validated = validate(source_name, inputs)?;
-        self.write(validated)
+        self.write(&validated)?;
+        Ok(validated.report)
     }
 
     /// Writes a validated batch: rejections first, then the events, each
     /// durable when its sink returns. A failure writes nothing the caller
     /// will acknowledge: it may retry the whole batch (the fold drops the
     /// events it already has by message_id).
-    pub fn write(&self, validated: Validated) -> Result<PublishReport, ProducerError> {
+    pub fn write(&self, validated: &Validated) -> Result<(), ProducerError> {
         self.dead_letters.append(&validated.dead_letters)?;
         if !validated.entries.is_empty() {
             self.events.append(&validated.entries)?;
         }
         self.record_metrics(validated.received, &validated.report);
-        Ok(validated.report)
+        Ok(())
     }
 
     fn record_metrics(&self, received: usize, report: &PublishReport) {

@@ -4,9 +4,9 @@ use idfold_log::LogError;
 pub enum ProjectorError {
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Storage(#[from] sled::Error),
-    #[error("cannot write the output: {0}")]
+    #[error("cannot write the output")]
     Output(std::io::Error),
     #[error("corrupt state at {key}: {detail}; run `idfold rebuild` to refold it from the log")]
     Corrupt { key: String, detail: String },

@@ -86,9 +86,9 @@ impl StateStore {
     /// of one log mean nothing in another, so folding a second one into the
     /// same state would skip or repeat events.
     pub fn bind_log(&self, name: &str) -> Result<(), ProjectorError> {
-        let bound = self
-            .tree
-            .compare_and_swap([LOG_NAME], None as Option<&[u8]>, Some(name.as_bytes()))?;
+        let bound =
+            self.tree
+                .compare_and_swap([LOG_NAME], None as Option<&[u8]>, Some(name.as_bytes()))?;
         match bound {
             Ok(()) => Ok(()),
             Err(existing) => match existing.current {

@@ -1,0 +1,339 @@
+//! The fold on Kafka: the canonical log consumed in a consumer group. Each
+//! partition's position lives in sled, committed in the same atomic batch
+//! as the state it produced; on assignment the consumer starts there, not
+//! at Kafka's committed offset (which is written too, for lag monitoring
+//! only). On revocation, what was read of the partition is folded and
+//! committed before it is let go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use idfold_log::LogRecord;
+use idfold_projector::{BatchReport, Projector};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::error::{is_permanent, KafkaStageError};
+use crate::settings::KafkaSettings;
+use crate::watermarks::{partitions_of, Watermarks};
+use crate::RunMode;
+
+/// How long the loop waits for a record before it folds what it has.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+pub type FoldStageReport = BatchReport;
+
+/// What the consumer's callbacks and the loop share; the callbacks run
+/// inside `poll`, on the loop's thread, so the lock is never contended.
+struct FoldState {
+    projector: Projector,
+    /// Records read and not yet folded, per partition, in offset order.
+    pending: BTreeMap<u32, Vec<LogRecord>>,
+    pending_records: usize,
+    assigned: BTreeSet<u32>,
+    total: BatchReport,
+    failure: Option<KafkaStageError>,
+}
+
+pub struct FoldContext {
+    topic: String,
+    state: Mutex<FoldState>,
+}
+
+impl ClientContext for FoldContext {}
+
+impl FoldContext {
+    fn lock(&self) -> MutexGuard<'_, FoldState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl FoldState {
+    /// Folds the pending records of `only` (all when `None`), commits each
+    /// partition's state and position to sled, then reports the positions
+    /// to Kafka.
+    fn flush(
+        &mut self,
+        consumer: &BaseConsumer<FoldContext>,
+        topic: &str,
+        only: Option<&BTreeSet<u32>>,
+        mode: CommitMode,
+    ) {
+        let partitions: Vec<u32> = self
+            .pending
+            .keys()
+            .copied()
+            .filter(|p| only.is_none_or(|set| set.contains(p)))
+            .collect();
+        let mut offsets = TopicPartitionList::new();
+        for partition in partitions {
+            let Some(records) = self.pending.remove(&partition) else {
+                continue;
+            };
+            self.pending_records -= records.len();
+            if self.failure.is_some() {
+                continue;
+            }
+            match self.projector.fold_records(partition, records) {
+                Ok(report) => {
+                    self.total.add(&report);
+                    if let (Ok(p), Ok(next)) =
+                        (i32::try_from(partition), i64::try_from(report.next_offset))
+                    {
+                        let _ = offsets.add_partition_offset(topic, p, Offset::Offset(next));
+                    }
+                }
+                Err(error) => self.failure = Some(error.into()),
+            }
+        }
+        if offsets.count() > 0 {
+            if let Err(error) = consumer.commit(&offsets, mode) {
+                // Only lag monitoring reads these: correctness is in sled.
+                tracing::debug!(%error, "Kafka offsets not committed");
+            }
+        }
+    }
+}
+
+impl ConsumerContext for FoldContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let mut state = self.lock();
+        let listed: BTreeSet<u32> = partitions
+            .elements()
+            .iter()
+            .filter_map(|e| u32::try_from(e.partition()).ok())
+            .collect();
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Start each partition where our own state ends.
+                for &partition in &listed {
+                    match state.projector.store().position(partition) {
+                        Ok(position) => {
+                            let (Ok(p), Ok(offset)) =
+                                (i32::try_from(partition), i64::try_from(position))
+                            else {
+                                continue;
+                            };
+                            if let Err(error) = partitions.set_partition_offset(
+                                &self.topic,
+                                p,
+                                Offset::Offset(offset),
+                            ) {
+                                state.failure.get_or_insert(error.into());
+                            }
+                        }
+                        Err(error) => {
+                            state.failure.get_or_insert(error.into());
+                        }
+                    }
+                    state.assigned.insert(partition);
+                }
+                tracing::info!(partitions = ?listed, "partitions of the canonical log assigned");
+                if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Fold what was read of them while they are still ours.
+                state.flush(consumer, &self.topic, Some(&listed), CommitMode::Sync);
+                for partition in &listed {
+                    state.assigned.remove(partition);
+                }
+                tracing::info!(partitions = ?listed, "partitions of the canonical log revoked");
+                if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance failed; the group will try again");
+                state.pending.clear();
+                state.pending_records = 0;
+                state.assigned.clear();
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = outcome {
+            state.failure.get_or_insert(error.into());
+        }
+    }
+}
+
+pub struct FoldStage {
+    consumer: BaseConsumer<FoldContext>,
+    settings: KafkaSettings,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for FoldStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FoldStage")
+            .field("topic", &self.settings.topics.events)
+            .field("group", &self.settings.fold_group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FoldStage {
+    /// Joins the fold group on the canonical log (which must exist).
+    pub fn new(
+        settings: &KafkaSettings,
+        projector: Projector,
+        batch_size: usize,
+    ) -> Result<FoldStage, KafkaStageError> {
+        projector
+            .store()
+            .bind_log(&format!("kafka:{}", settings.topics.events))?;
+        let context = FoldContext {
+            topic: settings.topics.events.clone(),
+            state: Mutex::new(FoldState {
+                projector,
+                pending: BTreeMap::new(),
+                pending_records: 0,
+                assigned: BTreeSet::new(),
+                total: BatchReport::default(),
+                failure: None,
+            }),
+        };
+        let consumer: BaseConsumer<FoldContext> = settings
+            .consumer(&settings.fold_group)
+            .create_with_context(context)?;
+        partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
+        consumer.subscribe(&[settings.topics.events.as_str()])?;
+        Ok(FoldStage {
+            consumer,
+            settings: settings.clone(),
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    /// Folds until `stop` is raised, or (`UntilIdle`) until every assigned
+    /// partition reached the end it had when this started.
+    pub fn run(
+        &self,
+        mode: RunMode,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&FoldStageReport),
+    ) -> Result<FoldStageReport, KafkaStageError> {
+        let topic = self.settings.topics.events.as_str();
+        let target = match mode {
+            RunMode::UntilIdle => Some(Watermarks::fetch(
+                &self.consumer,
+                &self.settings.bootstrap,
+                &[topic.to_owned()],
+            )?),
+            RunMode::Follow => None,
+        };
+        let context = self.consumer.context().clone();
+        let mut last_flush = Instant::now();
+        loop {
+            let polled = self.consumer.poll(POLL_WAIT);
+            let mut state = context.lock();
+            if let Some(failure) = state.failure.take() {
+                return Err(failure);
+            }
+            let idle = match polled {
+                None => true,
+                Some(Ok(message)) => {
+                    let (Ok(partition), Ok(offset)) = (
+                        u32::try_from(message.partition()),
+                        u64::try_from(message.offset()),
+                    ) else {
+                        continue;
+                    };
+                    // Only partitions we hold: a record fetched before a
+                    // revocation is read again by the new owner.
+                    if state.assigned.contains(&partition) {
+                        state.pending.entry(partition).or_default().push(LogRecord {
+                            partition,
+                            offset,
+                            payload: message.payload().unwrap_or_default().to_vec(),
+                        });
+                        state.pending_records += 1;
+                    }
+                    false
+                }
+                Some(Err(error)) => {
+                    if is_permanent(&error) {
+                        return Err(error.into());
+                    }
+                    log_transient(&error);
+                    true
+                }
+            };
+            let stopping = stop.load(Ordering::SeqCst);
+            if idle
+                || stopping
+                || state.pending_records >= self.batch_size
+                || last_flush.elapsed() >= Duration::from_secs(1)
+            {
+                let before = state.total;
+                state.flush(&self.consumer, topic, None, CommitMode::Async);
+                last_flush = Instant::now();
+                if let Some(failure) = state.failure.take() {
+                    return Err(failure);
+                }
+                if state.total != before {
+                    progress(&state.total);
+                }
+            }
+            if stopping {
+                break;
+            }
+            if idle {
+                if let Some(target) = &target {
+                    if caught_up(&state, topic, target)? {
+                        break;
+                    }
+                }
+            }
+        }
+        let state = context.lock();
+        state.projector.store().flush()?;
+        Ok(state.total)
+    }
+}
+
+/// Every assigned partition is at the end the snapshot saw (an empty log
+/// needs no assignment to be caught up).
+fn caught_up(state: &FoldState, topic: &str, target: &Watermarks) -> Result<bool, KafkaStageError> {
+    if target.total() == 0 {
+        return Ok(true);
+    }
+    if state.assigned.is_empty() || state.pending_records > 0 {
+        return Ok(false);
+    }
+    for &partition in &state.assigned {
+        let position = state.projector.store().position(partition)?;
+        let (Ok(p), Ok(next)) = (i32::try_from(partition), i64::try_from(position)) else {
+            return Ok(false);
+        };
+        if !target.reached(topic, p, Some(next)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn log_transient(error: &KafkaError) {
+    tracing::warn!(%error, "canonical log: waiting for the broker");
+}

@@ -1,0 +1,34 @@
+//! idfold on Apache Kafka. Adapters only: the rules stay in `idfold-producer`
+//! (validation) and `idfold-projector` (stitching, fold, MAU).
+//! - `admin`: creates and checks the topics idfold needs.
+//! - `writer`: the canonical event log and the dead-letter topic as sinks,
+//!   durable when the broker acknowledged (idempotent producer, acks=all).
+//! - `raw_stage`: raw topics in, validated events out; raw offsets are
+//!   committed only after the writes are acknowledged.
+//! - `fold_stage`: the canonical log folded in a consumer group, each
+//!   partition's position kept in sled with the state it produced.
+
+mod admin;
+mod error;
+mod fold_stage;
+mod raw_stage;
+mod settings;
+mod watermarks;
+mod writer;
+
+pub use admin::{ensure_topics, TopicCheck};
+pub use error::KafkaStageError;
+pub use fold_stage::{FoldStage, FoldStageReport};
+pub use raw_stage::{RawStage, RawStageReport};
+pub use settings::{Acks, Compression, KafkaSettings, Topics};
+pub use watermarks::Watermarks;
+pub use writer::{KafkaWriter, DEAD_LETTER_HEADERS};
+
+/// How a stage's loop ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until everything in the topics when it started is done.
+    UntilIdle,
+    /// Until the stop flag is raised.
+    Follow,
+}

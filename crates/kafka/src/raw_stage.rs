@@ -1,0 +1,232 @@
+//! The producer stage on Kafka: raw records in (JSON or Avro, any key),
+//! validated events to the canonical log keyed by workspace, rejections to
+//! the dead-letter topic. Raw offsets are committed only after both writes
+//! were acknowledged, so nothing is lost; a crash before the commit sends a
+//! batch again, and the fold drops what it already has by message_id.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use idfold_producer::{validate, Publisher, RawInput, Validated, MAX_LINE_BYTES};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::error::{is_permanent, KafkaStageError};
+use crate::settings::KafkaSettings;
+use crate::watermarks::{partitions_of, Watermarks, REQUEST_TIMEOUT};
+use crate::writer::KafkaWriter;
+use crate::RunMode;
+
+/// How long a batch waits to fill before it is written anyway.
+const BATCH_LINGER: Duration = Duration::from_millis(100);
+/// The longest pause between attempts to write a batch the broker refused
+/// for now.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RawStageReport {
+    pub consumed: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Batches written again after the broker did not acknowledge them.
+    pub write_retries: u64,
+}
+
+pub struct RawStage {
+    consumer: BaseConsumer,
+    writer: KafkaWriter,
+    settings: KafkaSettings,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for RawStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStage")
+            .field("topics", &self.settings.topics.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One raw record, with where it came from.
+struct Polled {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    input: RawInput,
+}
+
+impl RawStage {
+    /// Joins the producer group on the raw topics (which must exist).
+    pub fn new(settings: &KafkaSettings, batch_size: usize) -> Result<RawStage, KafkaStageError> {
+        let consumer: BaseConsumer = settings.consumer(&settings.producer_group).create()?;
+        for topic in &settings.topics.raw {
+            partitions_of(&consumer, &settings.bootstrap, topic)?;
+        }
+        let topics: Vec<&str> = settings.topics.raw.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(RawStage {
+            consumer,
+            writer: KafkaWriter::new(settings)?,
+            settings: settings.clone(),
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    /// Moves raw records to the canonical log until `stop` is raised, or
+    /// (`UntilIdle`) until the group has committed everything the raw
+    /// topics held when it started.
+    pub fn run(
+        &self,
+        mode: RunMode,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&RawStageReport),
+    ) -> Result<RawStageReport, KafkaStageError> {
+        let target = match mode {
+            RunMode::UntilIdle => Some(Watermarks::fetch(
+                &self.consumer,
+                &self.settings.bootstrap,
+                &self.settings.topics.raw,
+            )?),
+            RunMode::Follow => None,
+        };
+        let publisher = Publisher::new(&self.writer, &self.writer, "kafka");
+        let mut report = RawStageReport::default();
+        while !stop.load(Ordering::SeqCst) {
+            let batch = self.poll_batch()?;
+            if batch.is_empty() {
+                match &target {
+                    Some(target) if self.caught_up(target)? => break,
+                    _ => continue,
+                }
+            }
+            let validated = validate_batch(&batch)?;
+            let mut backoff = Duration::from_millis(100);
+            let written = loop {
+                match publisher.write(&validated) {
+                    Ok(()) => break Some(&validated.report),
+                    Err(error) if error.is_retryable() => {
+                        tracing::warn!(%error, retry_in = ?backoff, "the broker did not take the batch; writing it again");
+                        report.write_retries += 1;
+                        if stop.load(Ordering::SeqCst) {
+                            // Not committed: the next run reads it again.
+                            break None;
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            };
+            let Some(written) = written else { break };
+            self.commit(&batch);
+            report.consumed += batch.len() as u64;
+            report.accepted += written.accepted as u64;
+            report.rejected += written.rejected.len() as u64;
+            progress(&report);
+        }
+        Ok(report)
+    }
+
+    /// Up to `batch_size` records, waiting at most `BATCH_LINGER` for them.
+    fn poll_batch(&self) -> Result<Vec<Polled>, KafkaStageError> {
+        let deadline = Instant::now() + BATCH_LINGER;
+        let mut batch = Vec::new();
+        while batch.len() < self.batch_size {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Ok(message)) => {
+                    let payload = message.payload().unwrap_or_default();
+                    let truncated = payload.len() > MAX_LINE_BYTES;
+                    let kept = &payload[..payload.len().min(MAX_LINE_BYTES)];
+                    batch.push(Polled {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        input: RawInput {
+                            bytes: kept.to_vec(),
+                            partition: u32::try_from(message.partition()).ok(),
+                            position: u64::try_from(message.offset()).ok(),
+                            truncated,
+                            received_at: message
+                                .timestamp()
+                                .to_millis()
+                                .map(|ms| ms.saturating_mul(1_000_000)),
+                        },
+                    });
+                }
+                Some(Err(error)) => self.consumer_error(error)?,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn consumer_error(&self, error: KafkaError) -> Result<(), KafkaStageError> {
+        if is_permanent(&error) {
+            return Err(error.into());
+        }
+        // The broker is away or the group is rebalancing: librdkafka
+        // reconnects by itself; nothing was read, nothing is lost.
+        tracing::warn!(%error, "raw topics: waiting for the broker");
+        Ok(())
+    }
+
+    /// Commits the offsets after the batch. A failed commit (a rebalance
+    /// took the partition) only means those records are read again.
+    fn commit(&self, batch: &[Polled]) {
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for polled in batch {
+            let entry = next.entry((&polled.topic, polled.partition)).or_default();
+            *entry = (*entry).max(polled.offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            if let Err(error) =
+                offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
+            {
+                tracing::warn!(%error, topic, partition, "cannot list an offset to commit");
+            }
+        }
+        if let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync) {
+            tracing::warn!(%error, "raw offsets not committed; those records will be read again (their events are dropped as duplicates)");
+        }
+    }
+
+    fn caught_up(&self, target: &Watermarks) -> Result<bool, KafkaStageError> {
+        let mut asked = TopicPartitionList::new();
+        for (topic, partition) in target.bounds.keys() {
+            asked.add_partition(topic, *partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(asked, REQUEST_TIMEOUT)
+            .map_err(|e| crate::watermarks::unreachable(&self.settings.bootstrap, &e))?;
+        Ok(committed.elements().iter().all(|element| {
+            let next = match element.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            };
+            target.reached(element.topic(), element.partition(), next)
+        }))
+    }
+}
+
+/// Validates a batch topic by topic (the topic names the dead letters'
+/// source), into one write.
+fn validate_batch(batch: &[Polled]) -> Result<Validated, KafkaStageError> {
+    let mut by_topic: BTreeMap<&str, Vec<RawInput>> = BTreeMap::new();
+    for polled in batch {
+        by_topic
+            .entry(&polled.topic)
+            .or_default()
+            .push(polled.input.clone());
+    }
+    let mut all = Validated::default();
+    for (topic, inputs) in by_topic {
+        all.extend(validate(topic, &inputs)?);
+    }
+    Ok(all)
+}

@@ -1,0 +1,84 @@
+//! The end of each partition of some topics at one moment: what "caught
+//! up" means for `--until-idle`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+use crate::error::KafkaStageError;
+
+/// How long a metadata or offsets request may take before the broker is
+/// reported unreachable.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watermarks {
+    /// (topic, partition) -> (the first offset still kept, the offset the
+    /// next record will get).
+    pub bounds: BTreeMap<(String, i32), (i64, i64)>,
+}
+
+impl Watermarks {
+    /// Reads the high watermark of every partition of `topics`.
+    pub fn fetch<C: ConsumerContext>(
+        consumer: &BaseConsumer<C>,
+        bootstrap: &str,
+        topics: &[String],
+    ) -> Result<Watermarks, KafkaStageError> {
+        let mut bounds = BTreeMap::new();
+        for topic in topics {
+            for partition in partitions_of(consumer, bootstrap, topic)? {
+                let range = consumer
+                    .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+                    .map_err(|e| unreachable(bootstrap, &e))?;
+                bounds.insert((topic.clone(), partition), range);
+            }
+        }
+        Ok(Watermarks { bounds })
+    }
+
+    /// Whether a reader at `next` (None: has not read) is at the end this
+    /// snapshot saw: past its last record, or the partition had none kept.
+    pub fn reached(&self, topic: &str, partition: i32, next: Option<i64>) -> bool {
+        match self.bounds.get(&(topic.to_owned(), partition)) {
+            Some(&(low, high)) => low >= high || next.is_some_and(|n| n >= high),
+            None => true,
+        }
+    }
+
+    /// Records in all partitions together (an upper bound on the work).
+    pub fn total(&self) -> i64 {
+        self.bounds.values().map(|(low, high)| high - low).sum()
+    }
+}
+
+/// The partitions of a topic that must exist.
+pub(crate) fn partitions_of<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaStageError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(|e| unreachable(bootstrap, &e))?;
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty());
+    match found {
+        Some(t) => Ok(t.partitions().iter().map(|p| p.id()).collect()),
+        None => Err(KafkaStageError::TopicSetup {
+            topic: topic.to_owned(),
+            problem: "does not exist; create the topics with `idfold topics --kafka ...`".into(),
+        }),
+    }
+}
+
+pub(crate) fn unreachable(bootstrap: &str, error: &rdkafka::error::KafkaError) -> KafkaStageError {
+    KafkaStageError::Unreachable {
+        bootstrap: bootstrap.to_owned(),
+        detail: error.to_string(),
+    }
+}

@@ -1,0 +1,198 @@
+//! The canonical event log and the dead-letter topic as `EventSink` and
+//! `DeadLetterSink`: a write returns once the broker acknowledged every
+//! record of it (acks=all, idempotent producer), or reports it failed.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry, LogError};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use crate::error::write_failure;
+use crate::settings::KafkaSettings;
+
+/// The headers of a dead-letter record, in order: why it was rejected and
+/// where it came from. `idfold.source.offset` for records of a topic,
+/// `idfold.source.line` for lines of a file.
+pub const DEAD_LETTER_HEADERS: [&str; 7] = [
+    "idfold.reason",
+    "idfold.field",
+    "idfold.message",
+    "idfold.source",
+    "idfold.source.partition",
+    "idfold.source.offset",
+    "idfold.truncated",
+];
+
+/// Counts failed deliveries of the write in progress; the producer calls
+/// it from `poll`/`flush`, on the writing thread.
+#[derive(Debug, Default)]
+pub struct DeliveryTally {
+    first_failure: Mutex<Option<KafkaError>>,
+}
+
+impl ClientContext for DeliveryTally {}
+
+impl ProducerContext for DeliveryTally {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            let mut first = self
+                .first_failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            first.get_or_insert_with(|| error.clone());
+        }
+    }
+}
+
+impl DeliveryTally {
+    fn take(&self) -> Option<KafkaError> {
+        self.first_failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+pub struct KafkaWriter {
+    producer: BaseProducer<DeliveryTally>,
+    events_topic: String,
+    dead_letter_topic: String,
+    /// How long a write waits for its acknowledgements.
+    flush_timeout: Duration,
+    /// One write at a time: the tally belongs to the write in progress.
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for KafkaWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaWriter")
+            .field("events_topic", &self.events_topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaWriter {
+    pub fn new(settings: &KafkaSettings) -> Result<KafkaWriter, KafkaError> {
+        Ok(KafkaWriter {
+            producer: settings
+                .producer()
+                .create_with_context(DeliveryTally::default())?,
+            events_topic: settings.topics.events.clone(),
+            dead_letter_topic: settings.topics.dead_letters.clone(),
+            flush_timeout: settings.delivery_timeout + Duration::from_secs(5),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Sends every record, then waits until each is acknowledged or failed.
+    fn write<'r>(
+        &self,
+        topic: &str,
+        records: impl Iterator<Item = BaseRecord<'r, str, [u8]>>,
+    ) -> Result<(), LogError> {
+        let _one_at_a_time = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.producer.context().take();
+        for record in records {
+            let mut record = record;
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: serve deliveries, retry.
+                        self.producer.poll(Duration::from_millis(50));
+                        record = back;
+                    }
+                    Err((error, _)) => {
+                        // Whatever was queued is still delivered; the caller
+                        // retries the whole write, and duplicates are dropped
+                        // by the fold.
+                        let _ = self.producer.flush(self.flush_timeout);
+                        return Err(write_failure(&error, topic));
+                    }
+                }
+            }
+        }
+        if let Err(error) = self.producer.flush(self.flush_timeout) {
+            return Err(write_failure(&error, topic));
+        }
+        match self.producer.context().take() {
+            Some(error) => Err(write_failure(&error, topic)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl EventSink for KafkaWriter {
+    fn append(&self, entries: &[LogEntry]) -> Result<(), LogError> {
+        let topic = self.events_topic.as_str();
+        self.write(
+            topic,
+            entries.iter().map(|entry| {
+                BaseRecord::to(topic)
+                    .key(entry.key.as_str())
+                    .payload(entry.payload.as_slice())
+            }),
+        )
+    }
+}
+
+impl DeadLetterSink for KafkaWriter {
+    fn append(&self, letters: &[DeadLetter]) -> Result<(), LogError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let topic = self.dead_letter_topic.as_str();
+        self.write(
+            topic,
+            letters.iter().map(|letter| {
+                BaseRecord::to(topic)
+                    .payload(letter.raw.as_slice())
+                    .headers(dead_letter_headers(letter))
+            }),
+        )
+    }
+}
+
+fn dead_letter_headers(letter: &DeadLetter) -> OwnedHeaders {
+    let [reason, field, message, source, partition, offset, truncated] = DEAD_LETTER_HEADERS;
+    let mut headers = OwnedHeaders::new_with_capacity(DEAD_LETTER_HEADERS.len())
+        .insert(header(reason, &letter.reason))
+        .insert(header(message, &letter.message))
+        .insert(header(source, &letter.source));
+    if let Some(name) = &letter.field {
+        headers = headers.insert(header(field, name));
+    }
+    if let Some(p) = letter.partition {
+        headers = headers.insert(header(partition, &p.to_string()));
+    }
+    if let Some(position) = letter.position {
+        // A partition means a topic and an offset; without one, a file line.
+        let name = if letter.partition.is_some() {
+            offset
+        } else {
+            "idfold.source.line"
+        };
+        headers = headers.insert(header(name, &position.to_string()));
+    }
+    if letter.truncated {
+        headers = headers.insert(header(truncated, "true"));
+    }
+    headers
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
