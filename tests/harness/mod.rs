@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+pub mod kafka;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_idfold");
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -1,0 +1,213 @@
+//! Kafka for process-level tests: the broker `deploy/kafka.sh` started
+//! (`IDFOLD_TEST_KAFKA`), a set of topics with a random prefix deleted on
+//! drop, a broker of a test's own, and the Python client that is not idfold.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+use super::BIN;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared test broker. Unset outside CI: the test says it is skipped,
+/// loudly. Unset under `CI=true`: the test fails, so CI never passes
+/// without having run against Kafka.
+pub fn test_broker() -> Option<String> {
+    match std::env::var("IDFOLD_TEST_KAFKA") {
+        Ok(bootstrap) if !bootstrap.trim().is_empty() => Some(bootstrap),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true but IDFOLD_TEST_KAFKA is not set: the Kafka tests must run in CI; \
+             run them with `deploy/kafka.sh with cargo test --workspace`"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: no Kafka broker (IDFOLD_TEST_KAFKA is not set); \
+                 run `deploy/kafka.sh with cargo test --workspace`"
+            );
+            None
+        }
+    }
+}
+
+/// idfold's topics under a random prefix on `bootstrap`, created with
+/// `idfold topics`; deleted, with the consumer groups, on drop.
+pub struct KafkaTopics {
+    pub bootstrap: String,
+    pub prefix: String,
+}
+
+impl KafkaTopics {
+    pub fn create(bootstrap: &str, partitions: u32) -> KafkaTopics {
+        let prefix = format!("test-{:016x}", rand::thread_rng().gen::<u64>());
+        let topics = KafkaTopics {
+            bootstrap: bootstrap.to_owned(),
+            prefix,
+        };
+        let out = Command::new(BIN)
+            .arg("topics")
+            .args(topics.args())
+            .args(["--kafka-partitions", &partitions.to_string()])
+            .output()
+            .expect("idfold topics runs");
+        assert!(
+            out.status.success(),
+            "idfold topics failed (is the broker at {bootstrap} up?): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        topics
+    }
+
+    /// `--kafka B --topic-prefix P --kafka-session-timeout 6`: a killed
+    /// member's partitions move after 6 s (the broker's minimum).
+    pub fn args(&self) -> Vec<String> {
+        [
+            "--kafka",
+            &self.bootstrap,
+            "--topic-prefix",
+            &self.prefix,
+            "--kafka-session-timeout",
+            "6",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dead-letters", self.prefix)
+    }
+
+    /// Publishes NDJSON events to the raw topics with the Python client:
+    /// `json` lines as they are, `avro` lines as Avro single objects
+    /// (fastavro), plus three bad records when `bad`.
+    pub fn publish_raw(&self, json: Option<&Path>, avro: Option<&Path>, bad: bool) -> serde_json::Value {
+        let mut cmd = python_client();
+        cmd.args(["publish", &self.bootstrap, &self.prefix]);
+        if let Some(path) = json {
+            cmd.arg("--json").arg(path);
+        }
+        if let Some(path) = avro {
+            cmd.arg("--avro").arg(path);
+        }
+        if bad {
+            cmd.arg("--bad");
+        }
+        parse_json(&checked(cmd))
+    }
+
+    /// The dead-letter topic read back by the Python client.
+    pub fn read_dead_letters(&self, count: usize) -> serde_json::Value {
+        let mut cmd = python_client();
+        cmd.args([
+            "dead-letters",
+            &self.bootstrap,
+            &self.dead_letter_topic(),
+            &count.to_string(),
+        ]);
+        parse_json(&checked(cmd))
+    }
+}
+
+impl Drop for KafkaTopics {
+    fn drop(&mut self) {
+        let Ok(admin) = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create::<AdminClient<DefaultClientContext>>()
+        else {
+            return;
+        };
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let p = &self.prefix;
+        let topics: Vec<String> = ["events", "dead-letters", "raw.identify", "raw.traits", "raw.track", "raw.survey"]
+            .iter()
+            .map(|t| format!("{p}.{t}"))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let _ = block_on(admin.delete_topics(&topic_refs, &options));
+        let groups = [format!("{p}-producer"), format!("{p}-fold")];
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let _ = block_on(admin.delete_groups(&group_refs, &options));
+    }
+}
+
+/// A broker of the test's own (to stop and start it), on `port` with its
+/// data in a temporary directory; stopped and deleted on drop.
+pub struct OwnBroker {
+    pub port: u16,
+    home: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    pub fn start(port: u16) -> OwnBroker {
+        let broker = OwnBroker {
+            port,
+            home: tempfile::tempdir().expect("a temporary directory"),
+        };
+        broker.script("start");
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn script(&self, action: &str) {
+        let mut cmd = Command::new(repo().join("deploy/kafka.sh"));
+        cmd.arg(action)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_HOME", self.home.path());
+        checked(cmd);
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("deploy/kafka.sh"))
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_HOME", self.home.path())
+            .output();
+    }
+}
+
+fn python_client() -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/clients/kafka_client.py"));
+    cmd
+}
+
+fn checked(mut cmd: Command) -> Output {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn parse_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// Splits an NDJSON file in two at line `at`: (first part, rest).
+pub fn split_lines(path: &Path, at: usize) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(path).expect("readable");
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = path.parent().expect("a parent directory");
+    let (first, rest) = (dir.join("first.ndjson"), dir.join("rest.ndjson"));
+    std::fs::write(&first, lines[..at].join("\n") + "\n").expect("written");
+    std::fs::write(&rest, lines[at..].join("\n") + "\n").expect("written");
+    (first, rest)
+}
