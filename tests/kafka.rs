@@ -21,7 +21,10 @@ fn on_kafka(idfold: &Idfold, topics: &KafkaTopics, sub: &str, extra: &[&str]) ->
     args.extend_from_slice(extra);
     let out = idfold.run(sub, &args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "idfold {sub} {args:?} failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "idfold {sub} {args:?} failed: {stderr}"
+    );
     (String::from_utf8(out.stdout).expect("UTF-8"), stderr)
 }
 
@@ -71,23 +74,50 @@ fn folded(stderr: &str) -> u64 {
 
 #[test]
 fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
-    let Some(bootstrap) = test_broker() else { return };
+    let Some(bootstrap) = test_broker() else {
+        return;
+    };
     let (_w, workload) = generated_workload(3_000, 11);
     let sample = fixture("sample.ndjson");
     let expected = embedded_export(&[&sample, &workload]);
 
     let topics = KafkaTopics::create(&bootstrap, 3);
     let idfold = Idfold::new();
-    let (counts, _) = on_kafka(&idfold, &topics, "ingest", &["--json", sample.to_str().unwrap_or_default()]);
+    let (counts, _) = on_kafka(
+        &idfold,
+        &topics,
+        "ingest",
+        &["--json", sample.to_str().unwrap_or_default()],
+    );
     assert_eq!(counts.trim(), r#"{"accepted":19,"rejected":3}"#);
-    on_kafka(&idfold, &topics, "ingest", &[workload.to_str().unwrap_or_default()]);
-    let (_, stderr) = on_kafka(&idfold, &topics, "run", &["--until-idle", "--stages", "fold"]);
+    on_kafka(
+        &idfold,
+        &topics,
+        "ingest",
+        &[workload.to_str().unwrap_or_default()],
+    );
+    let (_, stderr) = on_kafka(
+        &idfold,
+        &topics,
+        "run",
+        &["--until-idle", "--stages", "fold"],
+    );
     assert_eq!(idfold.export(), expected, "{stderr}");
 
     // A replay changes nothing: the same events again (a re-delivery),
     // folded again, give the same projection.
-    on_kafka(&idfold, &topics, "ingest", &[workload.to_str().unwrap_or_default()]);
-    let (_, stderr) = on_kafka(&idfold, &topics, "run", &["--until-idle", "--stages", "fold"]);
+    on_kafka(
+        &idfold,
+        &topics,
+        "ingest",
+        &[workload.to_str().unwrap_or_default()],
+    );
+    let (_, stderr) = on_kafka(
+        &idfold,
+        &topics,
+        "run",
+        &["--until-idle", "--stages", "fold"],
+    );
     assert_eq!(folded(&stderr), 0, "{stderr}");
     assert_eq!(idfold.export(), expected);
 
@@ -95,10 +125,17 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
     let letters = topics.read_dead_letters(3);
     let reasons: Vec<&str> = letters
         .as_array()
-        .map(|a| a.iter().filter_map(|l| l["headers"]["idfold.reason"].as_str()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["headers"]["idfold.reason"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(reasons.len(), 3, "{letters}");
-    assert!(letters[0]["headers"]["idfold.source.line"].is_string(), "{letters}");
+    assert!(
+        letters[0]["headers"]["idfold.source.line"].is_string(),
+        "{letters}"
+    );
 
     // A rebuild refolds the canonical log from its start to the same state.
     let (_, stderr) = on_kafka(&idfold, &topics, "rebuild", &[]);
@@ -108,7 +145,9 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
 
 #[test]
 fn json_and_avro_from_a_client_that_is_not_idfold_are_folded_and_bad_records_dead_lettered() {
-    let Some(bootstrap) = test_broker() else { return };
+    let Some(bootstrap) = test_broker() else {
+        return;
+    };
     let (_w, workload) = generated_workload(2_000, 12);
     let expected = embedded_export(&[&workload]);
     let (json_half, avro_half) = split_lines(&workload, 1_000);
@@ -127,16 +166,28 @@ fn json_and_avro_from_a_client_that_is_not_idfold_are_folded_and_bad_records_dea
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|l| l["headers"]["idfold.reason"].as_str().unwrap_or("").to_owned())
+                .map(|l| {
+                    l["headers"]["idfold.reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                })
                 .collect()
         })
         .unwrap_or_default();
     reasons.sort();
-    assert_eq!(reasons, ["invalid_json", "missing_field", "unknown_schema"], "{letters}");
+    assert_eq!(
+        reasons,
+        ["invalid_json", "missing_field", "unknown_schema"],
+        "{letters}"
+    );
     for letter in letters.as_array().into_iter().flatten() {
         let headers = &letter["headers"];
         let source = headers["idfold.source"].as_str().unwrap_or("");
-        assert!(source.starts_with(&format!("{}.raw.", topics.prefix)), "{letter}");
+        assert!(
+            source.starts_with(&format!("{}.raw.", topics.prefix)),
+            "{letter}"
+        );
         assert!(headers["idfold.source.partition"].is_string(), "{letter}");
         assert!(headers["idfold.source.offset"].is_string(), "{letter}");
         assert!(headers["idfold.message"].is_string(), "{letter}");
@@ -155,7 +206,9 @@ fn json_and_avro_from_a_client_that_is_not_idfold_are_folded_and_bad_records_dea
 
 #[test]
 fn sigkill_mid_stream_then_a_restart_gives_the_export_of_a_clean_run() {
-    let Some(bootstrap) = test_broker() else { return };
+    let Some(bootstrap) = test_broker() else {
+        return;
+    };
     let (_w, workload) = generated_workload(40_000, 13);
     let expected = embedded_export(&[&workload]);
     let topics = KafkaTopics::create(&bootstrap, 3);
@@ -194,7 +247,12 @@ fn the_pipeline_waits_out_a_broker_restart_and_loses_nothing() {
     let idfold = Idfold::new();
     let log_path = idfold.data().with_extension("log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut follower = spawn_on_kafka(&idfold, &topics, &["--batch-size", "1000"], Stdio::from(log));
+    let mut follower = spawn_on_kafka(
+        &idfold,
+        &topics,
+        &["--batch-size", "1000"],
+        Stdio::from(log),
+    );
     std::thread::sleep(Duration::from_secs(2));
 
     broker.script("stop");
@@ -211,15 +269,22 @@ fn the_pipeline_waits_out_a_broker_restart_and_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let text = std::fs::read(&log_path).unwrap_or_default();
-        let since = String::from_utf8_lossy(text.get(mark as usize..).unwrap_or_default()).into_owned();
+        let since =
+            String::from_utf8_lossy(text.get(mark as usize..).unwrap_or_default()).into_owned();
         if since.contains("folded") && since.contains("raw records moved") {
             break;
         }
-        assert!(Instant::now() < deadline, "no progress after the broker came back: {since}");
+        assert!(
+            Instant::now() < deadline,
+            "no progress after the broker came back: {since}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let pid = follower.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     let status = follower.wait().expect("reaped");
     assert!(status.success(), "SIGTERM should stop it cleanly: {status}");
 
@@ -243,7 +308,10 @@ fn an_unreachable_broker_is_an_error_that_says_what_to_do() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach Kafka at 127.0.0.1:9"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach Kafka at 127.0.0.1:9"),
+        "{stderr}"
+    );
     assert!(stderr.contains("deploy/kafka.sh start"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
     let out = idfold.run("run", &["--kafka", "127.0.0.1:9", "--until-idle"]);

@@ -90,7 +90,12 @@ impl KafkaTopics {
     /// Publishes NDJSON events to the raw topics with the Python client:
     /// `json` lines as they are, `avro` lines as Avro single objects
     /// (fastavro), plus three bad records when `bad`.
-    pub fn publish_raw(&self, json: Option<&Path>, avro: Option<&Path>, bad: bool) -> serde_json::Value {
+    pub fn publish_raw(
+        &self,
+        json: Option<&Path>,
+        avro: Option<&Path>,
+        bad: bool,
+    ) -> serde_json::Value {
         let mut cmd = python_client();
         cmd.args(["publish", &self.bootstrap, &self.prefix]);
         if let Some(path) = json {
@@ -128,10 +133,17 @@ impl Drop for KafkaTopics {
         };
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let p = &self.prefix;
-        let topics: Vec<String> = ["events", "dead-letters", "raw.identify", "raw.traits", "raw.track", "raw.survey"]
-            .iter()
-            .map(|t| format!("{p}.{t}"))
-            .collect();
+        let topics: Vec<String> = [
+            "events",
+            "dead-letters",
+            "raw.identify",
+            "raw.traits",
+            "raw.track",
+            "raw.survey",
+        ]
+        .iter()
+        .map(|t| format!("{p}.{t}"))
+        .collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         let _ = block_on(admin.delete_topics(&topic_refs, &options));
         let groups = [format!("{p}-producer"), format!("{p}-fold")];

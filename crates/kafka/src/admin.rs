@@ -1,6 +1,7 @@
 //! Topic set-up as code: create what is missing, check what exists.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures_executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -14,6 +15,8 @@ use crate::watermarks::{unreachable, REQUEST_TIMEOUT};
 /// A week: raw topics are inputs, kept long enough to re-drive the
 /// producer stage; the canonical log keeps everything.
 const RAW_RETENTION_MS: &str = "604800000";
+/// Attempts (200 ms apart) to read the configuration of new topics.
+const CONFIG_WAIT_ATTEMPTS: usize = 25;
 
 /// What `ensure_topics` found or did for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +106,19 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
         .iter()
         .map(|(t, _, _)| ResourceSpecifier::Topic(t))
         .collect();
-    let configs = block_on(admin.describe_configs(&specifiers, &options))?;
+    // A topic created a moment ago may not show its configuration yet.
+    let mut configs = block_on(admin.describe_configs(&specifiers, &options))?;
+    for _ in 0..CONFIG_WAIT_ATTEMPTS {
+        let settled = configs.iter().all(|c| {
+            c.as_ref()
+                .is_ok_and(|c| c.get("retention.ms").is_some_and(|e| e.value.is_some()))
+        });
+        if settled {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        configs = block_on(admin.describe_configs(&specifiers, &options))?;
+    }
     let mut checks = Vec::new();
     for ((topic, role_name, role), config) in wanted.iter().zip(configs) {
         let config = config.map_err(|code| KafkaStageError::TopicSetup {
@@ -114,7 +129,7 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
             config
                 .get(name)
                 .and_then(|e| e.value.clone())
-                .unwrap_or_default()
+                .unwrap_or_else(|| "unknown".to_owned())
         };
         let is_new = created.contains(topic);
         let count = existing.get(topic).copied().unwrap_or(partitions as usize);

@@ -215,18 +215,44 @@ impl RawStage {
 }
 
 /// Validates a batch topic by topic (the topic names the dead letters'
-/// source), into one write.
+/// source), into one write. Validation is the stage's own work and most of
+/// its time, so the batch is split across the cores.
 fn validate_batch(batch: &[Polled]) -> Result<Validated, KafkaStageError> {
-    let mut by_topic: BTreeMap<&str, Vec<RawInput>> = BTreeMap::new();
-    for polled in batch {
-        by_topic
-            .entry(&polled.topic)
-            .or_default()
-            .push(polled.input.clone());
-    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = batch.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Validated, KafkaStageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || validate_part(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     let mut all = Validated::default();
-    for (topic, inputs) in by_topic {
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// Consecutive records of one topic are validated together.
+fn validate_part(part: &[Polled]) -> Result<Validated, KafkaStageError> {
+    let mut all = Validated::default();
+    let mut start = 0;
+    while start < part.len() {
+        let topic = &part[start].topic;
+        let run = part[start..]
+            .iter()
+            .take_while(|p| &p.topic == topic)
+            .count();
+        let inputs: Vec<&RawInput> = part[start..start + run].iter().map(|p| &p.input).collect();
         all.extend(validate(topic, &inputs)?);
+        start += run;
     }
     Ok(all)
 }

@@ -83,7 +83,8 @@ impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> 
         source_name: &str,
         inputs: &[RawInput],
     ) -> Result<PublishReport, ProducerError> {
-        let validated = validate(source_name, inputs)?;
+        let inputs: Vec<&RawInput> = inputs.iter().collect();
+        let validated = validate(source_name, &inputs)?;
         self.write(&validated)?;
         Ok(validated.report)
     }
@@ -118,7 +119,7 @@ impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> 
 
 /// Validates and encodes inputs of one source; pure but for the clockless
 /// stamping of `received_at` from the input's own receive time.
-pub fn validate(source_name: &str, inputs: &[RawInput]) -> Result<Validated, ProducerError> {
+pub fn validate(source_name: &str, inputs: &[&RawInput]) -> Result<Validated, ProducerError> {
     let mut validated = Validated {
         entries: Vec::with_capacity(inputs.len()),
         received: inputs.len(),

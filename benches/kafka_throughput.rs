@@ -1,0 +1,204 @@
+//! The two Kafka stages beside their ceiling, measured in the same run on
+//! the same broker: a no-op rdkafka consumer reading the same topic.
+//! (a) producer stage: raw topic -> validate -> canonical log (acks=all,
+//!     idempotent) with raw offsets committed after the acks;
+//! (b) fold stage: canonical log -> stitching, profiles, MAU -> sled, one
+//!     atomic batch per partition per flush.
+//! Each is timed until caught up on the pre-loaded events (default 1M over
+//! 200 workspaces; `IDFOLD_BENCH_EVENTS` overrides).
+//!
+//! Run: `deploy/kafka.sh with cargo bench --bench kafka_throughput`
+//! (or set IDFOLD_BENCH_KAFKA=HOST:PORT for a broker of your own).
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use idfold_kafka::{ensure_topics, FoldStage, KafkaSettings, RawStage, RunMode};
+use idfold_log::DataDir;
+use idfold_producer::{validate, RawInput};
+use idfold_projector::{FoldOptions, Projector};
+use idfold_workload::{generate, WorkloadSpec};
+use rand::Rng;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Records per producer-stage batch and per fold flush.
+const BATCH: usize = 20_000;
+
+fn main() -> anyhow::Result<()> {
+    let Some(bootstrap) = ["IDFOLD_BENCH_KAFKA", "IDFOLD_TEST_KAFKA"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    else {
+        eprintln!("needs a broker: deploy/kafka.sh with cargo bench --bench kafka_throughput");
+        return Ok(());
+    };
+    let events: usize = std::env::var("IDFOLD_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let prefix = format!("bench-{:08x}", rand::thread_rng().gen::<u32>());
+    let mut settings = KafkaSettings::new(&bootstrap, &prefix);
+    // One raw topic for every type (allowed, and what a Segment-style
+    // forwarder would do).
+    settings.topics.raw = vec![format!("{prefix}.raw")];
+    settings.partitions = 6;
+    ensure_topics(&settings)?;
+
+    let spec = WorkloadSpec {
+        events,
+        workspaces: 200,
+        seed: 42,
+        ..WorkloadSpec::default()
+    };
+    println!(
+        "workload: {events} events, {} workspaces; broker {bootstrap}; 6 partitions",
+        spec.workspaces
+    );
+    let lines = generate(&spec);
+    let started = Instant::now();
+    preload(&settings, &lines)?;
+    println!(
+        "pre-loaded the raw topic in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let validate_rate = validate_alone(&lines)?;
+    drop(lines);
+
+    let stop = AtomicBool::new(false);
+    let raw_ceiling = noop_consumer(&settings, &settings.topics.raw[0], events)?;
+    let started = Instant::now();
+    let report = RawStage::new(&settings, BATCH)?.run(RunMode::UntilIdle, &stop, |_| {})?;
+    let producer_rate = report.consumed as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.accepted as usize == events,
+        "all events accepted: {report:?}"
+    );
+
+    let fold_ceiling = noop_consumer(&settings, &settings.topics.events, events)?;
+    let tmp = tempfile::tempdir()?;
+    let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+    let projector = Projector::open(
+        &dir,
+        FoldOptions {
+            batch_size: BATCH,
+            ..FoldOptions::default()
+        },
+    )?;
+    let started = Instant::now();
+    let total =
+        FoldStage::new(&settings, projector, BATCH)?.run(RunMode::UntilIdle, &stop, |_| {})?;
+    let fold_rate = total.read as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(total.read == events, "all events folded: {total:?}");
+
+    println!();
+    println!("| stage | events/s | ceiling: no-op rdkafka consumer, same topic | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!("| (a) producer stage: raw -> validate -> canonical log (acks=all) | {producer_rate:.0} | {raw_ceiling:.0} | {:.2} |", producer_rate / raw_ceiling);
+    println!("| the producer stage's own work alone: validate + Avro encode, in memory, one core | {validate_rate:.0} | | |");
+    println!(
+        "| (b) fold stage: canonical log -> sled | {fold_rate:.0} | {fold_ceiling:.0} | {:.2} |",
+        fold_rate / fold_ceiling
+    );
+    delete_topics(&settings);
+    Ok(())
+}
+
+/// Validation and encoding alone, from memory, on one core: the work the
+/// producer stage does per event, without any I/O.
+fn validate_alone(lines: &[String]) -> anyhow::Result<f64> {
+    let inputs: Vec<RawInput> = lines
+        .iter()
+        .map(|l| RawInput {
+            bytes: l.as_bytes().to_vec(),
+            ..RawInput::default()
+        })
+        .collect();
+    let started = Instant::now();
+    let mut accepted = 0;
+    for chunk in inputs.chunks(BATCH) {
+        let refs: Vec<&RawInput> = chunk.iter().collect();
+        accepted += validate("bench", &refs)?.report.accepted;
+    }
+    let rate = accepted as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(accepted == lines.len(), "the workload is valid");
+    Ok(rate)
+}
+
+/// Writes the lines to the raw topic as fast as the client goes.
+fn preload(settings: &KafkaSettings, lines: &[String]) -> anyhow::Result<()> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.bootstrap)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "500000")
+        .create()?;
+    let topic = settings.topics.raw[0].as_str();
+    for line in lines {
+        let mut record = BaseRecord::<(), str>::to(topic).payload(line.as_str());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = back;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(())
+}
+
+/// Reads `expected` records of `topic` in a fresh group and does nothing
+/// with them: the rate at which this broker and client can deliver.
+fn noop_consumer(settings: &KafkaSettings, topic: &str, expected: usize) -> anyhow::Result<f64> {
+    let group = format!("{}-noop-{topic}", settings.fold_group);
+    let consumer: BaseConsumer = settings_consumer(settings, &group).create()?;
+    // The clock includes the group join, as the stages' clocks do.
+    let started = Instant::now();
+    consumer.subscribe(&[topic])?;
+    let mut seen = 0usize;
+    let deadline = started + Duration::from_secs(600);
+    while seen < expected && Instant::now() < deadline {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            seen += 1;
+        }
+    }
+    anyhow::ensure!(
+        seen == expected,
+        "the no-op consumer saw {seen} of {expected}"
+    );
+    Ok(seen as f64 / started.elapsed().as_secs_f64())
+}
+
+fn settings_consumer(settings: &KafkaSettings, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100");
+    config
+}
+
+fn delete_topics(settings: &KafkaSettings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let Ok(admin) = ClientConfig::new()
+        .set("bootstrap.servers", &settings.bootstrap)
+        .create::<AdminClient<rdkafka::client::DefaultClientContext>>()
+    else {
+        return;
+    };
+    let names = [
+        settings.topics.raw[0].as_str(),
+        settings.topics.events.as_str(),
+        settings.topics.dead_letters.as_str(),
+    ];
+    let _ = futures_executor::block_on(admin.delete_topics(&names, &AdminOptions::new()));
+}
