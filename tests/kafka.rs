@@ -41,6 +41,18 @@ fn spawn_on_kafka(idfold: &Idfold, topics: &KafkaTopics, extra: &[&str], log: St
         .expect("idfold run starts")
 }
 
+/// `ingest --kafka FILE` straight to the canonical log, then the fold stage
+/// until idle; returns the fold's stderr.
+fn ingest_and_fold(idfold: &Idfold, topics: &KafkaTopics, file: &std::path::Path) -> String {
+    on_kafka(
+        idfold,
+        topics,
+        "ingest",
+        &[file.to_str().unwrap_or_default()],
+    );
+    on_kafka(idfold, topics, "run", &["--until-idle", "--stages", "fold"]).1
+}
+
 /// The export of a clean embedded ingest and fold of `files`.
 fn embedded_export(files: &[&std::path::Path]) -> String {
     let idfold = Idfold::new();
@@ -90,34 +102,12 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
         &["--json", sample.to_str().unwrap_or_default()],
     );
     assert_eq!(counts.trim(), r#"{"accepted":19,"rejected":3}"#);
-    on_kafka(
-        &idfold,
-        &topics,
-        "ingest",
-        &[workload.to_str().unwrap_or_default()],
-    );
-    let (_, stderr) = on_kafka(
-        &idfold,
-        &topics,
-        "run",
-        &["--until-idle", "--stages", "fold"],
-    );
+    let stderr = ingest_and_fold(&idfold, &topics, &workload);
     assert_eq!(idfold.export(), expected, "{stderr}");
 
     // A replay changes nothing: the same events again (a re-delivery),
     // folded again, give the same projection.
-    on_kafka(
-        &idfold,
-        &topics,
-        "ingest",
-        &[workload.to_str().unwrap_or_default()],
-    );
-    let (_, stderr) = on_kafka(
-        &idfold,
-        &topics,
-        "run",
-        &["--until-idle", "--stages", "fold"],
-    );
+    let stderr = ingest_and_fold(&idfold, &topics, &workload);
     assert_eq!(folded(&stderr), 0, "{stderr}");
     assert_eq!(idfold.export(), expected);
 

@@ -1,8 +1,7 @@
 //! `idfold run` and `idfold rebuild`: drive the projector over the embedded log.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use idfold_log::{DataDir, EmbeddedLog, EventLog, LogError};
@@ -55,17 +54,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         data = %data.data.display(),
         "following the embedded log; other idfold commands may use the directory between batches; Ctrl-C or SIGTERM stops after the current batch"
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    // A worker thread of its own, so signals are seen while a batch folds.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let flag = stop.clone();
-    runtime.spawn(async move {
-        wait_for_shutdown().await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let (stop, runtime) = super::stop_on_signal()?;
     let mut total = BatchReport::default();
     let mut cache = WorkspaceCache::default();
     while !stop.load(Ordering::SeqCst) {
@@ -110,21 +99,6 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     }
     summary("stopped after folding", &total);
     Ok(ExitCode::SUCCESS)
-}
-
-pub async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use idfold_kafka::{FoldStage, KafkaSettings, RawStage, RunMode, Watermarks};
@@ -15,7 +14,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
-use super::fold::{options, summary, wait_for_shutdown};
+use super::fold::{options, summary};
+use super::stop_on_signal;
 use crate::{DataArgs, FoldArgs, KafkaArgs, Stages};
 
 fn required(kafka: &KafkaArgs) -> anyhow::Result<KafkaSettings> {
@@ -49,22 +49,6 @@ pub fn topics(kafka: &KafkaArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A flag raised by Ctrl-C or SIGTERM; the runtime watching for them lives
-/// as long as the returned guard.
-fn stop_on_signal() -> anyhow::Result<(Arc<AtomicBool>, tokio::runtime::Runtime)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let flag = stop.clone();
-    runtime.spawn(async move {
-        wait_for_shutdown().await;
-        flag.store(true, Ordering::SeqCst);
-    });
-    Ok((stop, runtime))
 }
 
 pub fn run(

@@ -19,3 +19,38 @@ pub fn init_logging(long_running: bool) {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// A flag raised by Ctrl-C or SIGTERM. The runtime watching for them (one
+/// worker thread of its own, so signals are seen while a batch runs) lives
+/// as long as the returned handle.
+pub fn stop_on_signal() -> anyhow::Result<(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::runtime::Runtime,
+)> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let flag = stop.clone();
+    runtime.spawn(async move {
+        wait_for_shutdown().await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    Ok((stop, runtime))
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -235,14 +235,12 @@ impl FoldStage {
         mut progress: impl FnMut(&FoldStageReport),
     ) -> Result<FoldStageReport, KafkaStageError> {
         let topic = self.settings.topics.events.as_str();
-        let target = match mode {
-            RunMode::UntilIdle => Some(Watermarks::fetch(
-                &self.consumer,
-                &self.settings.bootstrap,
-                &[topic.to_owned()],
-            )?),
-            RunMode::Follow => None,
-        };
+        let target = Watermarks::target(
+            mode,
+            &self.consumer,
+            &self.settings.bootstrap,
+            &[topic.to_owned()],
+        )?;
         let context = self.consumer.context().clone();
         let mut last_flush = Instant::now();
         loop {

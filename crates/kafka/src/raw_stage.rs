@@ -84,14 +84,12 @@ impl RawStage {
         stop: &AtomicBool,
         mut progress: impl FnMut(&RawStageReport),
     ) -> Result<RawStageReport, KafkaStageError> {
-        let target = match mode {
-            RunMode::UntilIdle => Some(Watermarks::fetch(
-                &self.consumer,
-                &self.settings.bootstrap,
-                &self.settings.topics.raw,
-            )?),
-            RunMode::Follow => None,
-        };
+        let target = Watermarks::target(
+            mode,
+            &self.consumer,
+            &self.settings.bootstrap,
+            &self.settings.topics.raw,
+        )?;
         let publisher = Publisher::new(&self.writer, &self.writer, "kafka");
         let mut report = RawStageReport::default();
         while !stop.load(Ordering::SeqCst) {

@@ -20,6 +20,20 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
+    /// What `mode` runs until: the ends of `topics` now for `UntilIdle`,
+    /// nothing (stop only on request) for `Follow`.
+    pub fn target<C: ConsumerContext>(
+        mode: crate::RunMode,
+        consumer: &BaseConsumer<C>,
+        bootstrap: &str,
+        topics: &[String],
+    ) -> Result<Option<Watermarks>, KafkaStageError> {
+        match mode {
+            crate::RunMode::UntilIdle => Watermarks::fetch(consumer, bootstrap, topics).map(Some),
+            crate::RunMode::Follow => Ok(None),
+        }
+    }
+
     /// Reads the high watermark of every partition of `topics`.
     pub fn fetch<C: ConsumerContext>(
         consumer: &BaseConsumer<C>,
