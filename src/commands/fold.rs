@@ -28,8 +28,10 @@ pub fn options(args: &FoldArgs) -> FoldOptions {
     }
 }
 
-pub fn summary(verb: &str, total: &BatchReport) {
-    let position = if total.read > 0 {
+/// One line on stderr about what a fold did; the position is the embedded
+/// log's (one partition), so Kafka's summaries leave it out.
+pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
+    let position = if with_position && total.read > 0 {
         format!(", position {}", total.next_offset)
     } else {
         String::new()
@@ -47,7 +49,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         let mut projector = Projector::open(&dir, options(args))?;
         projector.store().bind_log(EMBEDDED_LOG)?;
         let total = projector.fold_until_idle(&log, |_| {})?;
-        summary("folded", &total);
+        summary("folded", &total, true);
         return Ok(ExitCode::SUCCESS);
     }
     tracing::info!(
@@ -97,7 +99,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         let pause = if idle { IDLE_POLL } else { HAND_OVER };
         runtime.block_on(async { tokio::time::sleep(pause).await });
     }
-    summary("stopped after folding", &total);
+    summary("stopped after folding", &total, true);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,6 +109,6 @@ pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     let mut projector = Projector::open(&dir, options(args))?;
     let total = projector.rebuild(&log, |_| {})?;
     projector.store().bind_log(EMBEDDED_LOG)?;
-    summary("rebuilt from", &total);
+    summary("rebuilt from", &total, true);
     Ok(ExitCode::SUCCESS)
 }

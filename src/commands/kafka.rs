@@ -79,7 +79,7 @@ pub fn run(
                 &stop,
                 |_| {},
             )?;
-            summary("folded", &total);
+            summary("folded", &total, false);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -136,7 +136,7 @@ pub fn run(
         );
     }
     if let Some(outcome) = folded {
-        summary("stopped after folding", &outcome?);
+        summary("stopped after folding", &outcome?, false);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -153,7 +153,7 @@ pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::R
         &stop,
         |_| {},
     )?;
-    summary("rebuilt from", &total);
+    summary("rebuilt from", &total, false);
     Ok(ExitCode::SUCCESS)
 }
 
