@@ -96,7 +96,7 @@ impl RawStage {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
                 match &target {
-                    Some(target) if self.caught_up(target)? => break,
+                    Some(target) if self.caught_up(target) => break,
                     _ => continue,
                 }
             }
@@ -193,22 +193,27 @@ impl RawStage {
         }
     }
 
-    fn caught_up(&self, target: &Watermarks) -> Result<bool, KafkaStageError> {
+    /// Whether the group's committed offsets reached the target. A broker
+    /// that does not answer means "not yet": the stage waits for it.
+    fn caught_up(&self, target: &Watermarks) -> bool {
         let mut asked = TopicPartitionList::new();
         for (topic, partition) in target.bounds.keys() {
             asked.add_partition(topic, *partition);
         }
-        let committed = self
-            .consumer
-            .committed_offsets(asked, REQUEST_TIMEOUT)
-            .map_err(|e| crate::watermarks::unreachable(&self.settings.bootstrap, &e))?;
-        Ok(committed.elements().iter().all(|element| {
+        let committed = match self.consumer.committed_offsets(asked, REQUEST_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(%error, "raw topics: cannot read committed offsets; waiting for the broker");
+                return false;
+            }
+        };
+        committed.elements().iter().all(|element| {
             let next = match element.offset() {
                 Offset::Offset(n) => Some(n),
                 _ => None,
             };
             target.reached(element.topic(), element.partition(), next)
-        }))
+        })
     }
 }
 
