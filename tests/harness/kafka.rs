@@ -18,23 +18,17 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared test broker. Unset outside CI: the test says it is skipped,
-/// loudly. Unset under `CI=true`: the test fails, so CI never passes
-/// without having run against Kafka.
-pub fn test_broker() -> Option<String> {
+/// The shared test broker, which `tests/run.sh` (through `deploy/kafka.sh
+/// with`) starts and names in `IDFOLD_TEST_KAFKA`. Without one a Kafka test
+/// fails, in CI and out of it: it never passes by skipping.
+pub fn test_broker() -> String {
     match std::env::var("IDFOLD_TEST_KAFKA") {
-        Ok(bootstrap) if !bootstrap.trim().is_empty() => Some(bootstrap),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "CI=true but IDFOLD_TEST_KAFKA is not set: the Kafka tests must run in CI; \
-             run them with `deploy/kafka.sh with cargo test --workspace`"
+        Ok(bootstrap) if !bootstrap.trim().is_empty() => bootstrap,
+        _ => panic!(
+            "no Kafka broker: IDFOLD_TEST_KAFKA is not set. Run every test with \
+             `tests/run.sh` (it starts a real broker), or start one with \
+             `deploy/kafka.sh start` and set IDFOLD_TEST_KAFKA=127.0.0.1:19092"
         ),
-        _ => {
-            eprintln!(
-                "SKIPPED: no Kafka broker (IDFOLD_TEST_KAFKA is not set); \
-                 run `deploy/kafka.sh with cargo test --workspace`"
-            );
-            None
-        }
     }
 }
 
