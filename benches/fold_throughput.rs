@@ -33,16 +33,8 @@ fn main() -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         return fold_child(Path::new(&dir));
     }
-    let events: usize = std::env::var("IDFOLD_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let spec = WorkloadSpec {
-        events,
-        workspaces: 200,
-        seed: 42,
-        ..WorkloadSpec::default()
-    };
+    let spec = WorkloadSpec::benchmark();
+    let events = spec.events;
     println!(
         "workload: {events} events, {} workspaces, seed {}",
         spec.workspaces, spec.seed

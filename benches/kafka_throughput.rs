@@ -37,10 +37,8 @@ fn main() -> anyhow::Result<()> {
         eprintln!("needs a broker: deploy/kafka.sh with cargo bench --bench kafka_throughput");
         return Ok(());
     };
-    let events: usize = std::env::var("IDFOLD_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let spec = WorkloadSpec::benchmark();
+    let events = spec.events;
     let prefix = format!("bench-{:08x}", rand::thread_rng().gen::<u32>());
     let mut settings = KafkaSettings::new(&bootstrap, &prefix);
     // One raw topic for every type (allowed, and what a Segment-style
@@ -49,12 +47,6 @@ fn main() -> anyhow::Result<()> {
     settings.partitions = 6;
     ensure_topics(&settings)?;
 
-    let spec = WorkloadSpec {
-        events,
-        workspaces: 200,
-        seed: 42,
-        ..WorkloadSpec::default()
-    };
     println!(
         "workload: {events} events, {} workspaces; broker {bootstrap}; 6 partitions",
         spec.workspaces

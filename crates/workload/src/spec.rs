@@ -25,6 +25,24 @@ pub struct WorkloadSpec {
     pub months: u8,
 }
 
+impl WorkloadSpec {
+    /// The benchmarks' workload: `IDFOLD_BENCH_EVENTS` events (default
+    /// 1,000,000) over 200 workspaces, seed 42, so that every benchmark
+    /// measures the same events.
+    pub fn benchmark() -> WorkloadSpec {
+        let events = std::env::var("IDFOLD_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        WorkloadSpec {
+            events,
+            workspaces: 200,
+            seed: 42,
+            ..WorkloadSpec::default()
+        }
+    }
+}
+
 impl Default for WorkloadSpec {
     fn default() -> Self {
         WorkloadSpec {
