@@ -14,10 +14,12 @@ pub enum ReasonCode {
     IdentifiedUserRequired,
     TooLarge,
     UnknownSchema,
+    /// The event names a workspace other than the one its write key is for.
+    WrongWorkspace,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 8] = [
+    pub const ALL: [ReasonCode; 9] = [
         ReasonCode::InvalidJson,
         ReasonCode::MissingField,
         ReasonCode::InvalidField,
@@ -26,6 +28,7 @@ impl ReasonCode {
         ReasonCode::IdentifiedUserRequired,
         ReasonCode::TooLarge,
         ReasonCode::UnknownSchema,
+        ReasonCode::WrongWorkspace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl ReasonCode {
             ReasonCode::IdentifiedUserRequired => "identified_user_required",
             ReasonCode::TooLarge => "too_large",
             ReasonCode::UnknownSchema => "unknown_schema",
+            ReasonCode::WrongWorkspace => "wrong_workspace",
         }
     }
 
