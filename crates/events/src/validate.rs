@@ -58,6 +58,13 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, Rejection> {
 
 /// Decodes and validates one JSON event.
 pub fn decode_json(bytes: &[u8]) -> Result<Event, Rejection> {
+    validate_value(&parse_json_event(bytes)?)
+}
+
+/// The first half of [`decode_json`]: size, UTF-8, JSON, and an object at
+/// the top; for edges that fill in a field before validating (the HTTP
+/// edge's workspace).
+pub fn parse_json_event(bytes: &[u8]) -> Result<Value, Rejection> {
     check_size(bytes.len())?;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Rejection::new(
@@ -86,7 +93,7 @@ pub fn decode_json(bytes: &[u8]) -> Result<Event, Rejection> {
             ),
         ));
     }
-    validate_value(&value)
+    Ok(value)
 }
 
 /// Rejects inputs larger than [`MAX_EVENT_BYTES`].

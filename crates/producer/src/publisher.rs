@@ -1,7 +1,8 @@
 //! Validate, then append or dead-letter, then report.
 
 use idfold_events::{
-    decode_event, encode_avro, stamp_received_at, EventTime, ReasonCode, Rejection, MAX_EVENT_BYTES,
+    decode_event, encode_avro, stamp_received_at, Event, EventTime, ReasonCode, Rejection,
+    MAX_EVENT_BYTES,
 };
 use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry};
 use idfold_telemetry::names;
@@ -120,12 +121,8 @@ impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> 
 /// Validates and encodes inputs of one source; pure but for the clockless
 /// stamping of `received_at` from the input's own receive time.
 pub fn validate(source_name: &str, inputs: &[&RawInput]) -> Result<Validated, ProducerError> {
-    let mut validated = Validated {
-        entries: Vec::with_capacity(inputs.len()),
-        received: inputs.len(),
-        ..Validated::default()
-    };
-    for (index, input) in inputs.iter().enumerate() {
+    let mut validated = Validated::with_capacity(inputs.len());
+    for input in inputs {
         let outcome = if input.truncated {
             Err(Rejection::new(
                 ReasonCode::TooLarge,
@@ -135,6 +132,31 @@ pub fn validate(source_name: &str, inputs: &[&RawInput]) -> Result<Validated, Pr
         } else {
             decode_event(&input.bytes)
         };
+        validated.push(source_name, input, outcome)?;
+    }
+    Ok(validated)
+}
+
+impl Validated {
+    pub fn with_capacity(inputs: usize) -> Validated {
+        Validated {
+            entries: Vec::with_capacity(inputs),
+            ..Validated::default()
+        }
+    }
+
+    /// Adds one input with what validating it gave: an event to append
+    /// (stamped with the input's receive time when it has none), or a
+    /// rejection to dead-letter with the input's bytes. Inputs are indexed
+    /// in the order they are pushed.
+    pub fn push(
+        &mut self,
+        source_name: &str,
+        input: &RawInput,
+        outcome: Result<Event, Rejection>,
+    ) -> Result<(), ProducerError> {
+        let index = self.received;
+        self.received += 1;
         match outcome {
             Ok(mut event) => {
                 if let Some(received) = input.received_at {
@@ -148,13 +170,14 @@ pub fn validate(source_name: &str, inputs: &[&RawInput]) -> Result<Validated, Pr
                         message_id: event.message_id,
                     });
                 }
-                validated.entries.push(LogEntry {
+                self.entries.push(LogEntry {
                     key: event.workspace_id,
                     payload,
                 });
+                self.report.accepted += 1;
             }
             Err(rejection) => {
-                validated.dead_letters.push(DeadLetter {
+                self.dead_letters.push(DeadLetter {
                     reason: rejection.reason.as_str().to_owned(),
                     field: rejection.field.clone(),
                     message: rejection.message.clone(),
@@ -164,10 +187,20 @@ pub fn validate(source_name: &str, inputs: &[&RawInput]) -> Result<Validated, Pr
                     raw: input.bytes.clone(),
                     truncated: input.truncated,
                 });
-                validated.report.rejected.push((index, rejection));
+                self.report.rejected.push((index, rejection));
             }
         }
+        Ok(())
     }
-    validated.report.accepted = validated.entries.len();
-    Ok(validated)
+
+    /// Counts a valid input that has nothing to store (Segment's `group`).
+    pub fn acknowledge(&mut self) {
+        self.received += 1;
+        self.report.accepted += 1;
+    }
+
+    /// Inputs pushed so far.
+    pub fn received(&self) -> usize {
+        self.received
+    }
 }

@@ -1,0 +1,121 @@
+//! Request bodies: read with a limit, gzip decoded with the same limit.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::http::HeaderValue;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::error::IntakeError;
+
+/// One event, or a single-event call's whole body (Segment's limit).
+pub const MAX_EVENT_BYTES: usize = idfold_events::MAX_EVENT_BYTES;
+/// One batch request (Segment's limit).
+pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+fn encoding(header: Option<&HeaderValue>) -> Result<Encoding, IntakeError> {
+    let Some(value) = header else {
+        return Ok(Encoding::Identity);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text.eq_ignore_ascii_case("gzip") || text.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else if text.is_empty() || text.eq_ignore_ascii_case("identity") {
+        Ok(Encoding::Identity)
+    } else {
+        Err(IntakeError::UnsupportedEncoding(format!("{text:?}")))
+    }
+}
+
+/// The body's bytes, at most `limit` of them after decoding; `what` names
+/// the limit in the error (`a batch request`).
+pub async fn read_body(
+    body: Body,
+    content_encoding: Option<&HeaderValue>,
+    limit: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, IntakeError> {
+    let encoding = encoding(content_encoding)?;
+    let too_large = || IntakeError::BodyTooLarge { limit, what };
+    // A compressed body larger than the limit decodes larger still.
+    let raw = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                too_large()
+            } else {
+                IntakeError::BadBody(e.to_string())
+            }
+        })?
+        .to_bytes();
+    match encoding {
+        Encoding::Identity => Ok(raw.to_vec()),
+        Encoding::Gzip => gunzip(&raw, limit).ok_or_else(too_large)?,
+    }
+}
+
+/// Decodes at most `limit` bytes; `None` when there are more.
+fn gunzip(compressed: &[u8], limit: usize) -> Option<Result<Vec<u8>, IntakeError>> {
+    let mut decoded = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let read = flate2::read::MultiGzDecoder::new(compressed)
+        .take(cap)
+        .read_to_end(&mut decoded);
+    match read {
+        Err(e) => Some(Err(IntakeError::BadGzip(e.to_string()))),
+        Ok(_) if decoded.len() > limit => None,
+        Ok(_) => Some(Ok(decoded)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = encoder.write_all(bytes);
+        encoder.finish().unwrap_or_default()
+    }
+
+    fn read(bytes: Vec<u8>, encoding: Option<&'static str>, limit: usize) -> Result<Vec<u8>, IntakeError> {
+        let header = encoding.map(HeaderValue::from_static);
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(runtime) = runtime else {
+            panic!("no runtime")
+        };
+        runtime.block_on(read_body(Body::from(bytes), header.as_ref(), limit, "a test"))
+    }
+
+    #[test]
+    fn limits_count_decoded_bytes() {
+        let body = vec![b'a'; 1000];
+        assert_eq!(read(body.clone(), None, 1000).ok(), Some(body.clone()));
+        assert_eq!(read(gzip(&body), Some("gzip"), 1000).ok(), Some(body.clone()));
+        // Compresses far below the limit, decodes one byte over it.
+        let over = vec![b'a'; 1001];
+        assert!(gzip(&over).len() < 100);
+        assert_eq!(read(gzip(&over), Some("gzip"), 1000).err().map(|e| e.code()), Some("too_large"));
+        assert_eq!(read(over, None, 1000).err().map(|e| e.code()), Some("too_large"));
+    }
+
+    #[test]
+    fn bad_gzip_and_unknown_encodings_are_refused() {
+        assert_eq!(
+            read(b"not gzip".to_vec(), Some("gzip"), 1000).err().map(|e| e.code()),
+            Some("invalid_gzip")
+        );
+        assert_eq!(
+            read(b"x".to_vec(), Some("br"), 1000).err().map(|e| e.code()),
+            Some("unsupported_encoding")
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! idfold's HTTP front door. `POST /v1/events` takes canonical events;
+//! `/v1/{identify,track,page,screen,group,alias,batch,import}` speak
+//! Segment's tracking API. A write key names the workspace; every item is
+//! validated by the core rules, and the answer is 2xx only once the log has
+//! the accepted events and the dead-letter store the rejected ones
+//! (group-committed by one writer thread). When the log cannot keep up, or
+//! is down, the answer is 503 with Retry-After, and memory stays bounded.
+
+mod access;
+mod body;
+mod durable;
+mod error;
+mod items;
+mod routes;
+
+pub use access::{AccessConfig, AccessError, WorkspaceAccess, WriteKeys};
+pub use body::{MAX_BATCH_BYTES, MAX_EVENT_BYTES};
+pub use durable::{DurableWriter, SharedDeadLetterSink, SharedEventSink};
+pub use error::IntakeError;
+pub use routes::{router, IntakeState, Limits, Readiness};
