@@ -238,6 +238,18 @@ enum Command {
         #[command(flatten)]
         fold: FoldArgs,
     },
+    /// Take events over HTTP (the native API and Segment's tracking API)
+    /// and run the pipeline behind it until Ctrl-C or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        fold: FoldArgs,
+        #[command(flatten)]
+        serve: commands::serve::ServeArgs,
+    },
     /// Ingest a built-in sample workload, fold it and print its MAU.
     Demo {
         /// Data directory; a fresh temporary one when absent.
@@ -258,7 +270,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     idfold_telemetry::describe();
-    commands::init_logging(matches!(cli.command, Command::Run { .. }));
+    commands::init_logging(matches!(
+        cli.command,
+        Command::Run { .. } | Command::Serve { .. }
+    ));
     let outcome = match cli.command {
         Command::Ingest {
             data,
@@ -299,6 +314,12 @@ fn main() -> ExitCode {
             Some(_) => commands::kafka::rebuild(&data, &kafka, &fold),
             None => commands::fold::rebuild(&data, &fold),
         },
+        Command::Serve {
+            data,
+            kafka,
+            fold,
+            serve,
+        } => commands::serve::run(&data, &kafka, &fold, &serve),
         Command::Demo { data } => commands::demo::run(data),
         Command::Generate {
             events,

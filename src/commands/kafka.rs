@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use idfold_kafka::{FoldStage, KafkaSettings, RawStage, RunMode, Watermarks};
@@ -83,6 +84,22 @@ pub fn run(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    follow(&settings, data, fold, stages, &stop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Both stages (or the ones asked for) following Kafka until `stop` is
+/// raised: the raw stage on a thread of its own, the fold on this one.
+pub fn follow(
+    settings: &KafkaSettings,
+    data: &DataArgs,
+    fold: &FoldArgs,
+    stages: Stages,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let batch = fold.batch_size.max(1);
+    let with_producer = matches!(stages, Stages::All | Stages::Producer);
+    let with_fold = matches!(stages, Stages::All | Stages::Fold);
     tracing::info!(
         brokers = %settings.bootstrap,
         raw = ?settings.topics.raw,
@@ -91,7 +108,7 @@ pub fn run(
         "following Kafka; Ctrl-C or SIGTERM stops after the current batch"
     );
     let producer = if with_producer {
-        let stage = RawStage::new(&settings, batch)?;
+        let stage = RawStage::new(settings, batch)?;
         let stop = stop.clone();
         Some(std::thread::spawn(move || {
             let outcome = stage.run(RunMode::Follow, &stop, |report| {
@@ -112,8 +129,8 @@ pub fn run(
     let folded = if with_fold {
         let dir = data.open()?;
         let projector = Projector::open(&dir, options(fold))?;
-        let outcome = FoldStage::new(&settings, projector, batch).and_then(|stage| {
-            stage.run(RunMode::Follow, &stop, |total| {
+        let outcome = FoldStage::new(settings, projector, batch).and_then(|stage| {
+            stage.run(RunMode::Follow, stop, |total| {
                 tracing::info!(
                     folded = total.folded,
                     duplicates = total.duplicates,
@@ -138,8 +155,9 @@ pub fn run(
     if let Some(outcome) = folded {
         summary("stopped after folding", &outcome?, false);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
+
 
 /// Drops the projection and folds the canonical log again from its start.
 pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::Result<ExitCode> {

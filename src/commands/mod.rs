@@ -6,6 +6,7 @@ pub mod generate;
 pub mod ingest;
 pub mod kafka;
 pub mod query;
+pub mod serve;
 
 use tracing_subscriber::EnvFilter;
 
@@ -40,7 +41,8 @@ pub fn stop_on_signal() -> anyhow::Result<(
     Ok((stop, runtime))
 }
 
-async fn wait_for_shutdown() {
+/// Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -91,6 +91,22 @@ impl KafkaWriter {
         })
     }
 
+    /// Whether the broker answers and has the canonical log (`/readyz`).
+    pub fn check_reachable(&self, timeout: Duration) -> Result<(), String> {
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.events_topic), timeout)
+            .map_err(|e| format!("Kafka does not answer: {e}"))?;
+        match metadata.topics().first() {
+            Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => Ok(()),
+            _ => Err(format!(
+                "topic {} does not exist; create it with `idfold topics`",
+                self.events_topic
+            )),
+        }
+    }
+
     /// Sends every record, then waits until each is acknowledged or failed.
     fn write<'r>(
         &self,

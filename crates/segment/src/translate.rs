@@ -128,7 +128,8 @@ pub fn translate(
     ) {
         (true, Some(email), _) => (Some(email.clone()), "traits.email"),
         (_, _, Some(email)) => (Some(email.clone()), "context.traits.email"),
-        _ => (None, "traits.email"),
+        _ if call == SegmentCall::Identify => (None, "traits.email"),
+        _ => (None, "context.traits.email"),
     };
 
     let mut event = Map::new();

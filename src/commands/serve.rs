@@ -1,0 +1,254 @@
+//! `idfold serve`: the HTTP front door together with the pipeline. On the
+//! embedded log the fold runs on a thread beside the server; on Kafka the
+//! server writes to the canonical log and the stages follow it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use idfold_intake::{
+    router, AccessConfig, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink,
+    SharedEventSink, WriteKeys,
+};
+use idfold_log::{DeadLetterStore, EmbeddedLog};
+use idfold_projector::{BatchReport, Projector};
+use rand::Rng;
+
+use super::fold::{options, summary, EMBEDDED_LOG};
+use crate::{DataArgs, FoldArgs, KafkaArgs, Stages};
+
+/// The workspace the generated development key writes to.
+const DEV_WORKSPACE: &str = "dev";
+/// How long the embedded fold sleeps when the log has nothing new.
+const FOLD_IDLE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the line "listening on
+    /// http://ADDR" says which).
+    #[arg(long, env = "IDFOLD_LISTEN", default_value = "127.0.0.1:8088")]
+    pub listen: SocketAddr,
+    /// TOML file listing the workspaces and their write keys. More keys come
+    /// from IDFOLD_WRITE_KEYS (`workspace:key,...`). With neither, serve
+    /// listens on loopback only with a generated development key.
+    #[arg(long, env = "IDFOLD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    pub max_inflight_requests: usize,
+    /// Requests waiting for the log writer; more are answered 503.
+    #[arg(long, default_value_t = 128)]
+    pub write_queue: usize,
+    /// Seconds a request waits for the log to acknowledge it before it is
+    /// answered 503 (it may then be in the log: a retry is dropped as a duplicate).
+    #[arg(long, default_value_t = 10)]
+    pub ack_timeout: u64,
+    /// On Kafka: which stages run beside the server.
+    #[arg(long, value_enum, default_value_t = Stages::All)]
+    pub stages: Stages,
+}
+
+/// The write keys, and whether they are the generated development one.
+fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Option<String>)> {
+    let mut config = match &args.config {
+        Some(path) => AccessConfig::from_file(path)?,
+        None => AccessConfig::default(),
+    };
+    if let Ok(entries) = std::env::var("IDFOLD_WRITE_KEYS") {
+        config.add_env_keys(&entries)?;
+    }
+    let keys = config.write_keys()?;
+    if !keys.is_empty() {
+        let workspaces = config.workspace_ids().into_iter().map(str::to_owned).collect();
+        return Ok((keys, workspaces, None));
+    }
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "no write keys are configured, so idfold serves only on loopback; \
+             give --config (or IDFOLD_WRITE_KEYS) to listen on {}",
+            args.listen
+        );
+    }
+    let mut rng = rand::thread_rng();
+    let dev_key: String = (0..32)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    let dev_key = format!("idfold_dev_{dev_key}");
+    let mut dev = AccessConfig::default();
+    dev.add_env_keys(&format!("{DEV_WORKSPACE}:{dev_key}"))?;
+    Ok((dev.write_keys()?, vec![DEV_WORKSPACE.to_owned()], Some(dev_key)))
+}
+
+struct AlwaysReady;
+
+impl Readiness for AlwaysReady {
+    /// The embedded log is this process's own directory: if the writer
+    /// thread runs, it is there.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct KafkaReadiness(Arc<idfold_kafka::KafkaWriter>);
+
+impl Readiness for KafkaReadiness {
+    fn check(&self) -> Result<(), String> {
+        self.0.check_reachable(Duration::from_secs(2))
+    }
+}
+
+pub fn run(
+    data: &DataArgs,
+    kafka: &KafkaArgs,
+    fold: &FoldArgs,
+    args: &ServeArgs,
+) -> anyhow::Result<ExitCode> {
+    let (keys, workspaces, dev_key) = write_keys(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
+
+    // The log the server writes to, and the pipeline that follows it.
+    let (writer, writer_thread, pipeline, log_name): (_, _, std::thread::JoinHandle<anyhow::Result<()>>, String) =
+        match kafka.settings() {
+            None => {
+                let dir = data.open()?;
+                let log = Arc::new(EmbeddedLog::open(&dir)?);
+                let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
+                let projector = Projector::open(&dir, options(fold))?;
+                projector.store().bind_log(EMBEDDED_LOG)?;
+                let events: SharedEventSink = log.clone();
+                let letters: SharedDeadLetterSink = dead_letters;
+                let (writer, writer_thread) =
+                    DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
+                let stop = stop.clone();
+                let pipeline = std::thread::Builder::new()
+                    .name("fold".into())
+                    .spawn(move || fold_embedded(&log, projector, &stop))?;
+                let state = IntakeState::new(
+                    keys,
+                    writer,
+                    Box::new(AlwaysReady),
+                    Limits {
+                        max_inflight_requests: args.max_inflight_requests,
+                    },
+                );
+                (state, writer_thread, pipeline, format!("embedded log in {}", data.data.display()))
+            }
+            Some(settings) => {
+                let kafka_writer = Arc::new(idfold_kafka::KafkaWriter::new(&settings)?);
+                let events: SharedEventSink = kafka_writer.clone();
+                let letters: SharedDeadLetterSink = kafka_writer.clone();
+                let (writer, writer_thread) =
+                    DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
+                let log_name = format!(
+                    "Kafka at {} (canonical log {}, dead letters {})",
+                    settings.bootstrap, settings.topics.events, settings.topics.dead_letters
+                );
+                let follow_data = DataArgs {
+                    data: data.data.clone(),
+                    lock_wait: data.lock_wait,
+                };
+                let follow_fold = FoldArgs {
+                    batch_size: fold.batch_size,
+                    max_resident_events: fold.max_resident_events,
+                };
+                let stages = args.stages;
+                let stop = stop.clone();
+                let pipeline = std::thread::Builder::new().name("stages".into()).spawn(
+                    move || super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop),
+                )?;
+                let state = IntakeState::new(
+                    keys,
+                    writer,
+                    Box::new(KafkaReadiness(kafka_writer)),
+                    Limits {
+                        max_inflight_requests: args.max_inflight_requests,
+                    },
+                );
+                (state, writer_thread, pipeline, log_name)
+            }
+        };
+
+    eprintln!("listening on http://{address}");
+    tracing::info!(%address, log = %log_name, workspaces = ?workspaces, "serving");
+    if let Some(key) = &dev_key {
+        eprintln!(
+            "no write keys configured: serving workspace `{DEV_WORKSPACE}` on loopback only; \
+             development write key: {key}"
+        );
+    }
+
+    let app = router(writer);
+    let pipeline_stop = stop.clone();
+    let served = runtime.block_on(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = super::wait_for_shutdown() => {}
+                    // A pipeline that failed takes the server down with it.
+                    _ = wait_for_flag(pipeline_stop) => {}
+                }
+            })
+            .await
+    });
+    // Every answered request is durable; the writer drains what is left
+    // (requests that gave up waiting), then the pipeline folds it all.
+    writer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the log writer panicked"))?;
+    stop.store(true, Ordering::SeqCst);
+    let pipeline = pipeline
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
+    served.context("the HTTP server failed")?;
+    pipeline?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_flag(flag: Arc<AtomicBool>) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Folds the embedded log as the server appends to it; on stop, folds what
+/// is left and flushes, so a clean stop leaves nothing unfolded.
+fn fold_embedded(
+    log: &EmbeddedLog,
+    mut projector: Projector,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut total = BatchReport::default();
+    let outcome = (|| -> anyhow::Result<()> {
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            let batch = projector.fold_batch(log, 0)?;
+            total.add(&batch);
+            if batch.read == 0 {
+                if stopping {
+                    return Ok(());
+                }
+                projector.store().flush()?;
+                std::thread::sleep(FOLD_IDLE);
+            }
+        }
+    })();
+    // Whatever happened, a failed fold stops the server too.
+    stop.store(true, Ordering::SeqCst);
+    projector.store().flush()?;
+    summary("stopped after folding", &total, true);
+    outcome
+}
