@@ -158,7 +158,6 @@ pub fn follow(
     Ok(())
 }
 
-
 /// Drops the projection and folds the canonical log again from its start.
 pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::Result<ExitCode> {
     let settings = required(kafka)?;

@@ -64,7 +64,11 @@ fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Optio
     }
     let keys = config.write_keys()?;
     if !keys.is_empty() {
-        let workspaces = config.workspace_ids().into_iter().map(str::to_owned).collect();
+        let workspaces = config
+            .workspace_ids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         return Ok((keys, workspaces, None));
     }
     if !args.listen.ip().is_loopback() {
@@ -81,7 +85,11 @@ fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Optio
     let dev_key = format!("idfold_dev_{dev_key}");
     let mut dev = AccessConfig::default();
     dev.add_env_keys(&format!("{DEV_WORKSPACE}:{dev_key}"))?;
-    Ok((dev.write_keys()?, vec![DEV_WORKSPACE.to_owned()], Some(dev_key)))
+    Ok((
+        dev.write_keys()?,
+        vec![DEV_WORKSPACE.to_owned()],
+        Some(dev_key),
+    ))
 }
 
 struct AlwaysReady;
@@ -120,66 +128,77 @@ pub fn run(
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
 
     // The log the server writes to, and the pipeline that follows it.
-    let (writer, writer_thread, pipeline, log_name): (_, _, std::thread::JoinHandle<anyhow::Result<()>>, String) =
-        match kafka.settings() {
-            None => {
-                let dir = data.open()?;
-                let log = Arc::new(EmbeddedLog::open(&dir)?);
-                let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
-                let projector = Projector::open(&dir, options(fold))?;
-                projector.store().bind_log(EMBEDDED_LOG)?;
-                let events: SharedEventSink = log.clone();
-                let letters: SharedDeadLetterSink = dead_letters;
-                let (writer, writer_thread) =
-                    DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
-                let stop = stop.clone();
-                let pipeline = std::thread::Builder::new()
-                    .name("fold".into())
-                    .spawn(move || fold_embedded(&log, projector, &stop))?;
-                let state = IntakeState::new(
-                    keys,
-                    writer,
-                    Box::new(AlwaysReady),
-                    Limits {
-                        max_inflight_requests: args.max_inflight_requests,
-                    },
-                );
-                (state, writer_thread, pipeline, format!("embedded log in {}", data.data.display()))
-            }
-            Some(settings) => {
-                let kafka_writer = Arc::new(idfold_kafka::KafkaWriter::new(&settings)?);
-                let events: SharedEventSink = kafka_writer.clone();
-                let letters: SharedDeadLetterSink = kafka_writer.clone();
-                let (writer, writer_thread) =
-                    DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
-                let log_name = format!(
-                    "Kafka at {} (canonical log {}, dead letters {})",
-                    settings.bootstrap, settings.topics.events, settings.topics.dead_letters
-                );
-                let follow_data = DataArgs {
-                    data: data.data.clone(),
-                    lock_wait: data.lock_wait,
-                };
-                let follow_fold = FoldArgs {
-                    batch_size: fold.batch_size,
-                    max_resident_events: fold.max_resident_events,
-                };
-                let stages = args.stages;
-                let stop = stop.clone();
-                let pipeline = std::thread::Builder::new().name("stages".into()).spawn(
-                    move || super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop),
-                )?;
-                let state = IntakeState::new(
-                    keys,
-                    writer,
-                    Box::new(KafkaReadiness(kafka_writer)),
-                    Limits {
-                        max_inflight_requests: args.max_inflight_requests,
-                    },
-                );
-                (state, writer_thread, pipeline, log_name)
-            }
-        };
+    let (writer, writer_thread, pipeline, log_name): (
+        _,
+        _,
+        std::thread::JoinHandle<anyhow::Result<()>>,
+        String,
+    ) = match kafka.settings() {
+        None => {
+            let dir = data.open()?;
+            let log = Arc::new(EmbeddedLog::open(&dir)?);
+            let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
+            let projector = Projector::open(&dir, options(fold))?;
+            projector.store().bind_log(EMBEDDED_LOG)?;
+            let events: SharedEventSink = log.clone();
+            let letters: SharedDeadLetterSink = dead_letters;
+            let (writer, writer_thread) =
+                DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
+            let stop = stop.clone();
+            let pipeline = std::thread::Builder::new()
+                .name("fold".into())
+                .spawn(move || fold_embedded(&log, projector, &stop))?;
+            let state = IntakeState::new(
+                keys,
+                writer,
+                Box::new(AlwaysReady),
+                Limits {
+                    max_inflight_requests: args.max_inflight_requests,
+                },
+            );
+            (
+                state,
+                writer_thread,
+                pipeline,
+                format!("embedded log in {}", data.data.display()),
+            )
+        }
+        Some(settings) => {
+            let kafka_writer = Arc::new(idfold_kafka::KafkaWriter::new(&settings)?);
+            let events: SharedEventSink = kafka_writer.clone();
+            let letters: SharedDeadLetterSink = kafka_writer.clone();
+            let (writer, writer_thread) =
+                DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
+            let log_name = format!(
+                "Kafka at {} (canonical log {}, dead letters {})",
+                settings.bootstrap, settings.topics.events, settings.topics.dead_letters
+            );
+            let follow_data = DataArgs {
+                data: data.data.clone(),
+                lock_wait: data.lock_wait,
+            };
+            let follow_fold = FoldArgs {
+                batch_size: fold.batch_size,
+                max_resident_events: fold.max_resident_events,
+            };
+            let stages = args.stages;
+            let stop = stop.clone();
+            let pipeline = std::thread::Builder::new()
+                .name("stages".into())
+                .spawn(move || {
+                    super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop)
+                })?;
+            let state = IntakeState::new(
+                keys,
+                writer,
+                Box::new(KafkaReadiness(kafka_writer)),
+                Limits {
+                    max_inflight_requests: args.max_inflight_requests,
+                },
+            );
+            (state, writer_thread, pipeline, log_name)
+        }
+    };
 
     eprintln!("listening on http://{address}");
     tracing::info!(%address, log = %log_name, workspaces = ?workspaces, "serving");

@@ -77,6 +77,10 @@ impl KafkaTopics {
         .collect()
     }
 
+    pub fn events_topic(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
     pub fn dead_letter_topic(&self) -> String {
         format!("{}.dead-letters", self.prefix)
     }
@@ -216,4 +220,66 @@ pub fn split_lines(path: &Path, at: usize) -> (PathBuf, PathBuf) {
     std::fs::write(&first, lines[..at].join("\n") + "\n").expect("written");
     std::fs::write(&rest, lines[at..].join("\n") + "\n").expect("written");
     (first, rest)
+}
+
+/// The message_ids of every record in the canonical log `topic`, read from
+/// each partition's start to its end with a consumer of the test's own.
+pub fn read_canonical_message_ids(
+    bootstrap: &str,
+    topic: &str,
+) -> std::collections::BTreeSet<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "idfold-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("topic metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut remaining = std::collections::BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .expect("watermarks");
+        if high > low {
+            remaining.insert(p, high);
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .expect("assignable");
+        }
+    }
+    consumer.assign(&assignment).expect("assigned");
+    let mut ids = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !remaining.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not read {topic} to its end: {remaining:?} left"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.expect("a record");
+        let payload = message.payload().expect("a payload");
+        let event = idfold_events::decode_avro(payload).expect("a canonical event");
+        ids.insert(event.message_id);
+        if remaining
+            .get(&message.partition())
+            .is_some_and(|high| message.offset() + 1 >= *high)
+        {
+            remaining.remove(&message.partition());
+        }
+    }
+    ids
 }

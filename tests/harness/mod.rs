@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+pub mod http;
 pub mod kafka;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_idfold");

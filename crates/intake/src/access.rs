@@ -259,11 +259,18 @@ mod tests {
     #[test]
     fn wrong_missing_and_malformed_keys_are_told_apart() {
         let keys = keys();
-        let code = |h: Option<&[u8]>, b: Option<&str>| keys.authenticate(h, b).err().map(|e| e.code());
+        let code =
+            |h: Option<&[u8]>, b: Option<&str>| keys.authenticate(h, b).err().map(|e| e.code());
         assert_eq!(code(None, None), Some("missing_write_key"));
         assert_eq!(code(None, Some("")), Some("missing_write_key"));
-        assert_eq!(code(None, Some("wk_acme_0123456789abcdeX")), Some("invalid_write_key"));
-        assert_eq!(code(Some(b"Basic !!!"), None), Some("invalid_authorization"));
+        assert_eq!(
+            code(None, Some("wk_acme_0123456789abcdeX")),
+            Some("invalid_write_key")
+        );
+        assert_eq!(
+            code(Some(b"Basic !!!"), None),
+            Some("invalid_authorization")
+        );
         assert_eq!(code(Some(b"Digest x"), None), Some("invalid_authorization"));
         assert_eq!(code(Some(&basic(":")), None), Some("missing_write_key"));
     }
@@ -277,13 +284,17 @@ mod tests {
         assert!(config("[[workspaces]]\nid = \"a b\"\n")
             .err()
             .is_some_and(|e| e.contains("may only contain")));
-        assert!(config("[[workspaces]]\nid = \"a\"\nwrite_keys = [\"short\"]\n")
-            .err()
-            .is_some_and(|e| e.contains("shorter")));
+        assert!(
+            config("[[workspaces]]\nid = \"a\"\nwrite_keys = [\"short\"]\n")
+                .err()
+                .is_some_and(|e| e.contains("shorter"))
+        );
         let shared = format!(
             "[[workspaces]]\nid = \"a\"\nwrite_keys = [\"{KEY_A}\"]\n[[workspaces]]\nid = \"b\"\nwrite_keys = [\"{KEY_A}\"]\n"
         );
-        assert!(config(&shared).err().is_some_and(|e| e.contains("two workspaces")));
+        assert!(config(&shared)
+            .err()
+            .is_some_and(|e| e.contains("two workspaces")));
         assert!(config("[[workspaces]]\nid = \"a\"\nwrite_key = []\n").is_err());
     }
 

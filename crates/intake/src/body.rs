@@ -86,35 +86,59 @@ mod tests {
         encoder.finish().unwrap_or_default()
     }
 
-    fn read(bytes: Vec<u8>, encoding: Option<&'static str>, limit: usize) -> Result<Vec<u8>, IntakeError> {
+    fn read(
+        bytes: Vec<u8>,
+        encoding: Option<&'static str>,
+        limit: usize,
+    ) -> Result<Vec<u8>, IntakeError> {
         let header = encoding.map(HeaderValue::from_static);
         let runtime = tokio::runtime::Builder::new_current_thread().build();
         let Ok(runtime) = runtime else {
             panic!("no runtime")
         };
-        runtime.block_on(read_body(Body::from(bytes), header.as_ref(), limit, "a test"))
+        runtime.block_on(read_body(
+            Body::from(bytes),
+            header.as_ref(),
+            limit,
+            "a test",
+        ))
     }
 
     #[test]
     fn limits_count_decoded_bytes() {
         let body = vec![b'a'; 1000];
         assert_eq!(read(body.clone(), None, 1000).ok(), Some(body.clone()));
-        assert_eq!(read(gzip(&body), Some("gzip"), 1000).ok(), Some(body.clone()));
+        assert_eq!(
+            read(gzip(&body), Some("gzip"), 1000).ok(),
+            Some(body.clone())
+        );
         // Compresses far below the limit, decodes one byte over it.
         let over = vec![b'a'; 1001];
         assert!(gzip(&over).len() < 100);
-        assert_eq!(read(gzip(&over), Some("gzip"), 1000).err().map(|e| e.code()), Some("too_large"));
-        assert_eq!(read(over, None, 1000).err().map(|e| e.code()), Some("too_large"));
+        assert_eq!(
+            read(gzip(&over), Some("gzip"), 1000)
+                .err()
+                .map(|e| e.code()),
+            Some("too_large")
+        );
+        assert_eq!(
+            read(over, None, 1000).err().map(|e| e.code()),
+            Some("too_large")
+        );
     }
 
     #[test]
     fn bad_gzip_and_unknown_encodings_are_refused() {
         assert_eq!(
-            read(b"not gzip".to_vec(), Some("gzip"), 1000).err().map(|e| e.code()),
+            read(b"not gzip".to_vec(), Some("gzip"), 1000)
+                .err()
+                .map(|e| e.code()),
             Some("invalid_gzip")
         );
         assert_eq!(
-            read(b"x".to_vec(), Some("br"), 1000).err().map(|e| e.code()),
+            read(b"x".to_vec(), Some("br"), 1000)
+                .err()
+                .map(|e| e.code()),
             Some("unsupported_encoding")
         );
     }

@@ -162,11 +162,22 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
             match *self.fail.lock().unwrap_or_else(|p| p.into_inner()) {
-                Some(true) => return Err(LogError::Unavailable { detail: "down".into() }),
-                Some(false) => return Err(LogError::Refused { detail: "no".into() }),
+                Some(true) => {
+                    return Err(LogError::Unavailable {
+                        detail: "down".into(),
+                    })
+                }
+                Some(false) => {
+                    return Err(LogError::Refused {
+                        detail: "no".into(),
+                    })
+                }
                 None => {}
             }
-            self.writes.lock().unwrap_or_else(|p| p.into_inner()).push(entries.len());
+            self.writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(entries.len());
             Ok(())
         }
     }
@@ -190,7 +201,10 @@ mod tests {
     }
 
     fn runtime() -> tokio::runtime::Runtime {
-        match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         }
@@ -220,7 +234,10 @@ mod tests {
             assert!(matches!(rt.block_on(w), Ok(Ok(()))));
         }
         // One write for the first request, one for the four queued behind it.
-        assert_eq!(*log.writes.lock().unwrap_or_else(|p| p.into_inner()), vec![1, 4]);
+        assert_eq!(
+            *log.writes.lock().unwrap_or_else(|p| p.into_inner()),
+            vec![1, 4]
+        );
         drop(writer);
         assert!(handle.join().is_ok());
     }

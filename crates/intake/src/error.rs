@@ -27,7 +27,9 @@ pub enum IntakeError {
     Rejected(Rejection),
     #[error("idfold is taking in as much as it can hold; retry after the delay")]
     Overloaded,
-    #[error("the log is unavailable; nothing of this request was acknowledged, retry after the delay")]
+    #[error(
+        "the log is unavailable; nothing of this request was acknowledged, retry after the delay"
+    )]
     LogUnavailable,
     #[error("the log did not acknowledge the write in time; it may or may not hold it: retry (re-deliveries are dropped by message_id)")]
     AckTimeout,

@@ -3,9 +3,7 @@
 //! a shared `sentAt` and `context`). Each item is validated on its own:
 //! valid ones are accepted, invalid ones dead-lettered and reported by index.
 
-use idfold_events::{
-    parse_json_event, validate_value, Event, EventTime, ReasonCode, Rejection,
-};
+use idfold_events::{parse_json_event, validate_value, Event, EventTime, ReasonCode, Rejection};
 use idfold_producer::{ProducerError, RawInput, Validated};
 use idfold_segment::{translate, Envelope, SegmentCall, Translated};
 use serde::Deserialize;
@@ -146,9 +144,7 @@ impl<'a> SegmentBatch<'a> {
                 ))
             } else {
                 serde_json::from_str::<Value>(raw.get())
-                    .map_err(|e| {
-                        Rejection::new(ReasonCode::InvalidJson, None, e.to_string())
-                    })
+                    .map_err(|e| Rejection::new(ReasonCode::InvalidJson, None, e.to_string()))
                     .and_then(|message| translate(None, &message, &envelope))
             };
             push_translated(&mut validated, arrival, index, bytes, outcome)?;
@@ -242,11 +238,18 @@ mod tests {
         );
         let v = native(array.as_bytes(), &ARRIVAL).unwrap_or_default();
         assert_eq!(v.report.accepted, 1);
-        assert_eq!(reasons(&v), vec![(1, "wrong_workspace"), (2, "missing_field")]);
+        assert_eq!(
+            reasons(&v),
+            vec![(1, "wrong_workspace"), (2, "missing_field")]
+        );
         assert_eq!(v.entries.first().map(|e| e.key.as_str()), Some("acme"));
         assert_eq!(v.dead_letters.len(), 2);
 
-        let ndjson = format!("{}\r\n\n{}\nnot json\n", event("a", ""), event("b", r#","workspace_id":"acme""#));
+        let ndjson = format!(
+            "{}\r\n\n{}\nnot json\n",
+            event("a", ""),
+            event("b", r#","workspace_id":"acme""#)
+        );
         let v = native(ndjson.as_bytes(), &ARRIVAL).unwrap_or_default();
         assert_eq!(v.report.accepted, 2);
         assert_eq!(reasons(&v), vec![(2, "invalid_json")]);
@@ -270,13 +273,18 @@ mod tests {
             ], "sentAt": "2026-01-01T00:00:00Z", "writeKey": "k"}}"#
         );
         let batch = SegmentBatch::parse(body.as_bytes());
-        let Ok(batch) = batch else { panic!("{batch:?}") };
+        let Ok(batch) = batch else {
+            panic!("{batch:?}")
+        };
         assert_eq!(batch.write_key.as_deref(), Some("k"));
         let v = batch.validate(&ARRIVAL).unwrap_or_default();
         assert_eq!(v.report.accepted, 2);
         assert_eq!(v.entries.len(), 1);
         assert_eq!(reasons(&v), vec![(2, "no_identifier"), (3, "too_large")]);
         let missing = SegmentBatch::parse(b"{}").and_then(|b| b.validate(&ARRIVAL));
-        assert_eq!(missing.err().and_then(|e| e.field().map(str::to_owned)), Some("batch".into()));
+        assert_eq!(
+            missing.err().and_then(|e| e.field().map(str::to_owned)),
+            Some("batch".into())
+        );
     }
 }

@@ -211,7 +211,10 @@ async fn segment_batch(
     let batch = SegmentBatch::parse(&bytes)?;
     let workspace = match from_header {
         Some(w) => w,
-        None => state.0.keys.authenticate(None, batch.write_key.as_deref())?,
+        None => state
+            .0
+            .keys
+            .authenticate(None, batch.write_key.as_deref())?,
     };
     let arrival = Arrival {
         workspace,
@@ -270,7 +273,10 @@ fn single_source(call: SegmentCall) -> &'static str {
 }
 
 /// Makes the batch durable (accepted events and dead letters alike).
-async fn write(state: &IntakeState, mut validated: Validated) -> Result<PublishReport, IntakeError> {
+async fn write(
+    state: &IntakeState,
+    mut validated: Validated,
+) -> Result<PublishReport, IntakeError> {
     let report = std::mem::take(&mut validated.report);
     state.0.writer.write(validated).await?;
     Ok(report)
@@ -278,7 +284,10 @@ async fn write(state: &IntakeState, mut validated: Validated) -> Result<PublishR
 
 /// 200 when anything was accepted (the rest are listed by index), the
 /// rejection's status when nothing was.
-async fn write_and_answer(state: &IntakeState, validated: Validated) -> Result<Response, IntakeError> {
+async fn write_and_answer(
+    state: &IntakeState,
+    validated: Validated,
+) -> Result<Response, IntakeError> {
     let report = write(state, validated).await?;
     let status = match report.rejected.first() {
         Some((_, first)) if report.accepted == 0 => rejection_status(first.reason),

@@ -155,8 +155,8 @@ pub fn translate(
             }
         }
         SegmentCall::Alias => {
-            let previous = id_field(message, "previousId")?
-                .ok_or_else(|| Rejection::missing("previousId"))?;
+            let previous =
+                id_field(message, "previousId")?.ok_or_else(|| Rejection::missing("previousId"))?;
             let user = user_id.ok_or_else(|| Rejection::missing("userId"))?;
             event.insert("type".into(), Value::from("identify"));
             put_ids(&mut event, Some(user), Some(previous));
@@ -305,7 +305,10 @@ fn id_field(message: &Map<String, Value>, name: &str) -> Result<Option<String>, 
     }
 }
 
-fn text_field<'m>(message: &'m Map<String, Value>, name: &str) -> Result<Option<&'m str>, Rejection> {
+fn text_field<'m>(
+    message: &'m Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'m str>, Rejection> {
     match message.get(name).filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -598,7 +601,10 @@ mod tests {
 
     #[test]
     fn missing_message_id_and_timestamp_are_filled() {
-        let e = event(Some(SegmentCall::Track), json!({"userId": "u", "event": "E"}));
+        let e = event(
+            Some(SegmentCall::Track),
+            json!({"userId": "u", "event": "E"}),
+        );
         assert!(e.message_id.starts_with("gen-"));
         assert_eq!(e.timestamp, RECEIVED);
     }

@@ -1,0 +1,194 @@
+//! `idfold serve` for process-level tests: started on 127.0.0.1:0, its
+//! address read from its log, stopped (SIGTERM, then SIGKILL) on drop; and
+//! a small HTTP client around ureq.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use super::{Idfold, BIN};
+
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The generated development key, when serve runs without keys.
+    pub dev_key: Option<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `idfold serve --data DIR --listen 127.0.0.1:0 <args>`, with `env`.
+    pub fn start(idfold: &Idfold, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(idfold.data())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("IDFOLD_DATA")
+            .env_remove("IDFOLD_KAFKA")
+            .env_remove("IDFOLD_WRITE_KEYS")
+            .env_remove("IDFOLD_CONFIG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("idfold serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            base: String::new(),
+            dev_key: None,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = server.log();
+            if let Some(address) = log.lines().find_map(|l| l.strip_prefix("listening on ")) {
+                server.base = address.trim().to_owned();
+                server.dev_key = log
+                    .split_whitespace()
+                    .find(|w| w.starts_with("idfold_dev_"))
+                    .map(str::to_owned);
+                return server;
+            }
+            let exited = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "idfold serve exited ({exited:?}):\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "idfold serve did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What serve wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// SIGTERM, and the exit status (within 60 s) and the whole log.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        signal(&child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waitable") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("idfold serve did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.log())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// An HTTP answer: status, JSON body (Null when not JSON), Retry-After.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// One agent per thread keeps its connection alive.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+}
+
+pub fn request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut req = agent.request(method, url);
+    for (name, value) in headers {
+        req = req.set(name, value);
+    }
+    let response = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let retry_after = response.header("Retry-After").map(str::to_owned);
+    let text = response.into_string().unwrap_or_default();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        retry_after,
+    }
+}
+
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    request(&agent(), "POST", url, headers, body)
+}
+
+pub fn get(url: &str) -> Reply {
+    request(&agent(), "GET", url, &[], b"")
+}
+
+/// `Basic base64(key:)`: how Segment's libraries send a write key.
+pub fn basic(key: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    )
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}

@@ -1,0 +1,622 @@
+//! `idfold serve` over real HTTP: Segment's own Python library, every auth
+//! and limit case, mixed batches, and (on a real broker that is stopped
+//! mid-load) that every event answered 2xx is in the canonical log.
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::http::{agent, basic, get, gzip, post, request, Server};
+use harness::kafka::{read_canonical_message_ids, KafkaTopics, OwnBroker};
+use harness::{fixture, Idfold};
+use serde_json::{json, Value};
+
+const ACME_KEY: &str = "wk_acme_test_0123456789";
+const BETA_KEY: &str = "wk_beta_test_0123456789";
+
+fn with_config(idfold: &Idfold) -> Server {
+    let config = fixture("serve.toml");
+    Server::start(
+        idfold,
+        &["--config", config.to_str().expect("UTF-8 path")],
+        &[],
+    )
+}
+
+fn track(message_id: &str, extra: Value) -> Vec<u8> {
+    let mut message = json!({
+        "type": "track", "userId": "u-1", "event": "Clicked", "messageId": message_id,
+        "timestamp": "2026-10-05T12:00:00Z",
+    });
+    if let (Some(m), Some(e)) = (message.as_object_mut(), extra.as_object()) {
+        m.extend(e.clone());
+    }
+    message.to_string().into_bytes()
+}
+
+fn stop_cleanly(server: Server) -> String {
+    let (status, log) = server.stop();
+    assert!(
+        status.success(),
+        "serve did not exit 0 on SIGTERM: {status}\n{log}"
+    );
+    log
+}
+
+#[test]
+fn segment_s_python_library_is_folded_into_profiles_and_mau() {
+    let idfold = Idfold::new();
+    let server = Server::start(&idfold, &[], &[]);
+    let key = server
+        .dev_key
+        .clone()
+        .expect("a development key is printed");
+    let bulk = 250;
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/segment_client.py"
+        ))
+        .args([&server.base, &key, &bulk.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the Segment client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["errors"], json!([]), "the library saw errors");
+    let log = stop_cleanly(server);
+    // 9 calls and the bulk, of which the group call is counted, not stored.
+    let folded = format!("after folding {} events", 8 + bulk);
+    assert!(log.contains(&folded), "expected `{folded}` in:\n{log}");
+
+    let ann = idfold.json(
+        "profile",
+        &["--workspace", "dev", "--email", "ann@example.com", "--json"],
+    );
+    assert_eq!(ann["user_id"], "u-ann");
+    assert_eq!(ann["traits"]["plan"], "pro");
+    assert_eq!(ann["anonymous_ids"], json!(["d-ann", "d-ann-phone"]));
+    assert_eq!(ann["track"]["Signed Up"]["count"], 1);
+    assert_eq!(
+        ann["track"]["Pricing"]["count"], 1,
+        "a page is a track named after it"
+    );
+    let bob = idfold.json(
+        "profile",
+        &["--workspace", "dev", "--user-id", "u-bob", "--json"],
+    );
+    assert_eq!(bob["track"]["Clicked"]["count"], bulk);
+    assert_eq!(
+        bob["track"]["Home"]["count"], 1,
+        "a screen is a track named after it"
+    );
+    let visitor = idfold.json(
+        "profile",
+        &[
+            "--workspace",
+            "dev",
+            "--anonymous-id",
+            "d-visitor",
+            "--json",
+        ],
+    );
+    assert_eq!(visitor["kind"], "anonymous");
+
+    let rows = idfold.json("mau", &["--workspace", "dev", "--json"]);
+    let identified: u64 = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["identified"].as_u64().unwrap_or(0))
+        .sum();
+    let anonymous: u64 = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["anonymous"].as_u64().unwrap_or(0))
+        .sum();
+    // u-ann and u-bob; only the visitor who saw a survey counts anonymously.
+    assert_eq!((identified, anonymous), (2, 1), "{rows}");
+}
+
+#[test]
+fn the_write_key_decides_the_workspace_and_is_checked_every_way_it_comes() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    let url = server.url("/v1/track");
+    let ok = |headers: &[(&str, &str)], body: &[u8]| {
+        let reply = post(&url, headers, body);
+        assert_eq!(reply.status, 200, "{reply:?}");
+    };
+    ok(
+        &[("Authorization", &basic(ACME_KEY))],
+        &track("k-basic", json!({})),
+    );
+    ok(
+        &[("Authorization", &format!("Bearer {ACME_KEY}"))],
+        &track("k-bearer", json!({})),
+    );
+    ok(&[], &track("k-body", json!({"writeKey": ACME_KEY})));
+    ok(
+        &[("Authorization", &basic(BETA_KEY))],
+        &track("k-beta", json!({"userId": "u-beta"})),
+    );
+
+    let refused = |headers: &[(&str, &str)], body: Vec<u8>, status: u16, code: &str| {
+        let reply = post(&url, headers, &body);
+        assert_eq!((reply.status, reply.code()), (status, code), "{reply:?}");
+        assert!(reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    refused(&[], track("k-none", json!({})), 401, "missing_write_key");
+    refused(
+        &[("Authorization", &basic("wk_acme_test_0123456780"))],
+        track("k-wrong", json!({})),
+        401,
+        "invalid_write_key",
+    );
+    refused(
+        &[],
+        track("k-wrong-body", json!({"writeKey": "nope"})),
+        401,
+        "invalid_write_key",
+    );
+    refused(
+        &[("Authorization", "Token abc")],
+        track("k-scheme", json!({})),
+        401,
+        "invalid_authorization",
+    );
+    // A key of one workspace cannot write into another.
+    refused(
+        &[("Authorization", &basic(ACME_KEY))],
+        track("k-other", json!({"workspaceId": "beta"})),
+        403,
+        "wrong_workspace",
+    );
+    let native = json!({"type": "track", "message_id": "k-native", "workspace_id": "beta",
+        "timestamp": "2026-10-05T12:00:00Z", "user_id": "u-1", "event": "Clicked"});
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(ACME_KEY))],
+        native.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.body["errors"][0]["code"], "wrong_workspace");
+    assert!(
+        !server.log().contains(ACME_KEY),
+        "a write key reached the log"
+    );
+
+    let log = stop_cleanly(server);
+    assert!(
+        !log.contains(ACME_KEY) && !log.contains(BETA_KEY),
+        "a write key reached the log:\n{log}"
+    );
+    let acme = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--user-id", "u-1", "--json"],
+    );
+    assert_eq!(
+        acme["track"]["Clicked"]["count"], 3,
+        "basic, bearer and body keys"
+    );
+    let beta = idfold.json(
+        "profile",
+        &["--workspace", "beta", "--user-id", "u-beta", "--json"],
+    );
+    assert_eq!(beta["track"]["Clicked"]["count"], 1);
+    let missing = idfold.run("profile", &["--workspace", "beta", "--user-id", "u-1"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "nothing of acme's leaked into beta"
+    );
+}
+
+#[test]
+fn limits_hold_after_gzip_and_bad_bodies_get_a_coded_4xx() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    let auth = basic(ACME_KEY);
+    let key = [("Authorization", auth.as_str())];
+    let gzipped = [
+        ("Authorization", auth.as_str()),
+        ("Content-Encoding", "gzip"),
+    ];
+
+    // One event over 32 KiB, on a single call and inside a batch.
+    let big = track("big", json!({"properties": {"pad": "x".repeat(33 * 1024)}}));
+    let reply = post(&server.url("/v1/track"), &key, &big);
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "too_large"),
+        "{reply:?}"
+    );
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("32 KiB")));
+    let small = String::from_utf8(track("small", json!({}))).expect("UTF-8");
+    let batch = format!(
+        r#"{{"batch": [{small}, {}]}}"#,
+        String::from_utf8(big.clone()).expect("UTF-8")
+    );
+    let reply = post(&server.url("/v1/batch"), &key, batch.as_bytes());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (
+            reply.body["accepted"].clone(),
+            reply.body["errors"][0]["index"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(reply.body["errors"][0]["code"], "too_large");
+
+    // A batch over 500 KiB, plain and as gzip that compresses far below it.
+    let items: Vec<String> = (0..20)
+        .map(|i| {
+            String::from_utf8(track(
+                &format!("pad-{i}"),
+                json!({"properties": {"pad": "y".repeat(30 * 1024)}}),
+            ))
+            .expect("UTF-8")
+        })
+        .collect();
+    let oversize = format!(r#"{{"batch": [{}]}}"#, items.join(","));
+    assert!(oversize.len() > 500 * 1024);
+    for (headers, body) in [
+        (&key[..], oversize.clone().into_bytes()),
+        (&gzipped[..], gzip(oversize.as_bytes())),
+    ] {
+        let reply = post(&server.url("/v1/batch"), headers, &body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "too_large"),
+            "{reply:?}"
+        );
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("500 KiB")),
+            "{reply:?}"
+        );
+    }
+    // The same events in two batches under the limit, gzip-compressed, go in.
+    for half in items.chunks(10) {
+        let body = format!(r#"{{"batch": [{}]}}"#, half.join(","));
+        let reply = post(&server.url("/v1/batch"), &gzipped, &gzip(body.as_bytes()));
+        assert_eq!(
+            (reply.status, reply.body["accepted"].clone()),
+            (200, json!(10)),
+            "{reply:?}"
+        );
+    }
+
+    let bad = |path: &str, headers: &[(&str, &str)], body: &[u8], status: u16, code: &str| {
+        let reply = post(&server.url(path), headers, body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "{path}: {reply:?}"
+        );
+    };
+    bad("/v1/batch", &key, b"{\"batch\": [", 400, "invalid_json");
+    bad("/v1/track", &key, b"not json", 400, "invalid_json");
+    bad("/v1/events", &key, b"[{\"type\":", 400, "invalid_json");
+    bad("/v1/batch", &key, b"{}", 400, "missing_field");
+    bad(
+        "/v1/batch",
+        &gzipped,
+        b"not gzip at all",
+        400,
+        "invalid_gzip",
+    );
+    bad(
+        "/v1/batch",
+        &[("Authorization", auth.as_str()), ("Content-Encoding", "br")],
+        b"{}",
+        415,
+        "unsupported_encoding",
+    );
+    bad(
+        "/v1/track",
+        &key,
+        &track("no-event", json!({"event": null})),
+        400,
+        "missing_field",
+    );
+    stop_cleanly(server);
+    let acme = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--user-id", "u-1", "--json"],
+    );
+    assert_eq!(
+        acme["track"]["Clicked"]["count"], 21,
+        "small, and the 20 padded events once"
+    );
+}
+
+#[test]
+fn a_mixed_batch_takes_the_valid_items_reports_the_rest_by_index_and_a_retry_changes_nothing() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    let body = std::fs::read(fixture("segment-mixed-batch.json")).expect("fixture");
+    let key = [("Authorization", basic(ACME_KEY))];
+    let key: Vec<(&str, &str)> = key.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = post(&server.url("/v1/batch"), &key, &body);
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.body["accepted"], 4, "{first:?}");
+    let errors: Vec<(u64, String, Value)> = first.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap_or(99),
+                e["code"].as_str().unwrap_or("").to_owned(),
+                e["field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (1, "no_identifier".to_owned(), Value::Null),
+            (3, "unknown_type".to_owned(), json!("type")),
+            (5, "invalid_field".to_owned(), json!("timestamp")),
+            (7, "wrong_workspace".to_owned(), json!("workspaceId")),
+        ]
+    );
+    // A client that did not see the answer sends the batch again.
+    let retry = post(&server.url("/v1/batch"), &key, &body);
+    assert_eq!(retry.body["accepted"], 4, "{retry:?}");
+    stop_cleanly(server);
+
+    let carol = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--user-id", "u-carol", "--json"],
+    );
+    assert_eq!(carol["emails"], json!(["carol@example.com"]));
+    assert_eq!(
+        carol["track"]["Pricing"]["count"], 1,
+        "the retry was dropped as a duplicate"
+    );
+    let month = idfold.json(
+        "mau",
+        &["--workspace", "acme", "--month", "2026-10", "--json"],
+    );
+    assert_eq!(
+        (month["identified"].clone(), month["anonymous"].clone()),
+        (json!(1), json!(1)),
+        "{month}"
+    );
+    let letters = idfold.json("dlq", &["--json"]);
+    let reasons: BTreeSet<&str> = letters
+        .as_array()
+        .expect("letters")
+        .iter()
+        .filter_map(|l| l["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeSet::from([
+            "invalid_field",
+            "no_identifier",
+            "unknown_type",
+            "wrong_workspace"
+        ])
+    );
+    assert_eq!(
+        letters.as_array().map(Vec::len),
+        Some(8),
+        "both sendings' rejects are kept"
+    );
+    assert!(letters
+        .as_array()
+        .expect("letters")
+        .iter()
+        .all(|l| l["source"] == "http:/v1/batch"));
+}
+
+#[test]
+fn the_single_calls_map_as_the_readme_says() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    let auth = basic(ACME_KEY);
+    let key = [("Authorization", auth.as_str())];
+    let calls = [
+        (
+            "/v1/identify",
+            json!({"userId": "u-eve", "anonymousId": "d-eve", "traits": {"email": "eve@example.com", "plan": "team"}}),
+        ),
+        ("/v1/track", json!({"userId": "u-eve", "event": "Exported"})),
+        ("/v1/page", json!({"userId": "u-eve", "name": "Docs"})),
+        ("/v1/screen", json!({"userId": "u-eve"})),
+        (
+            "/v1/alias",
+            json!({"previousId": "d-eve-tablet", "userId": "u-eve"}),
+        ),
+        ("/v1/group", json!({"userId": "u-eve", "groupId": "g-1"})),
+        (
+            "/v1/track",
+            json!({"anonymousId": "d-fan", "event": "Survey Responded", "properties": {"survey_id": "nps", "answers": {"score": 10}}}),
+        ),
+    ];
+    for (path, body) in &calls {
+        let reply = post(&server.url(path), &key, body.to_string().as_bytes());
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        assert_eq!(reply.body["success"], true);
+    }
+    let alias = post(&server.url("/v1/alias"), &key, br#"{"userId": "u-eve"}"#);
+    assert_eq!(
+        (alias.status, alias.body["error"]["field"].clone()),
+        (400, json!("previousId"))
+    );
+    stop_cleanly(server);
+    let eve = idfold.json(
+        "profile",
+        &[
+            "--workspace",
+            "acme",
+            "--anonymous-id",
+            "d-eve-tablet",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        eve["user_id"], "u-eve",
+        "alias linked the device to the user"
+    );
+    assert_eq!(eve["traits"]["plan"], "team");
+    assert_eq!(eve["track"]["Docs"]["count"], 1);
+    assert_eq!(eve["track"]["Screen Viewed"]["count"], 1);
+    let fan = idfold.json(
+        "profile",
+        &["--workspace", "acme", "--anonymous-id", "d-fan", "--json"],
+    );
+    assert_eq!(fan["event_counts"]["survey"], 1, "{fan}");
+}
+
+#[test]
+fn health_readiness_and_unknown_routes_answer_json() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+    let ready = get(&server.url("/readyz"));
+    assert_eq!(
+        (ready.status, ready.body["status"].clone()),
+        (200, json!("ready"))
+    );
+    let missing = get(&server.url("/v2/nothing"));
+    assert_eq!((missing.status, missing.code()), (404, "not_found"));
+    let wrong_method = get(&server.url("/v1/track"));
+    assert_eq!(
+        (wrong_method.status, wrong_method.code()),
+        (405, "method_not_allowed")
+    );
+    stop_cleanly(server);
+}
+
+#[test]
+fn without_write_keys_serve_refuses_anything_but_loopback() {
+    let idfold = Idfold::new();
+    let out = idfold.run("serve", &["--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only on loopback") && stderr.contains("--config"),
+        "{stderr}"
+    );
+    let short = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        short.path(),
+        "[[workspaces]]\nid = \"a\"\nwrite_keys = [\"short\"]\n",
+    )
+    .expect("written");
+    let out = idfold.run(
+        "serve",
+        &["--config", short.path().to_str().expect("UTF-8")],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shorter than 16"),
+        "{out:?}"
+    );
+}
+
+/// Load from several threads while the broker is stopped and started
+/// again: some requests are answered 503 (with Retry-After), and every
+/// event answered 2xx is in the canonical log afterwards.
+#[test]
+fn on_kafka_every_event_answered_2xx_is_in_the_log_across_a_broker_stop() {
+    let broker = OwnBroker::start(19392);
+    let topics = KafkaTopics::create(&broker.bootstrap(), 3);
+    let idfold = Idfold::new();
+    let mut args: Vec<String> = topics.args();
+    args.extend(["--ack-timeout", "2", "--stages", "fold"].map(String::from));
+    let config = fixture("serve.toml");
+    args.extend([
+        "--config".to_owned(),
+        config.to_str().expect("UTF-8").to_owned(),
+    ]);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&idfold, &arg_refs, &[]);
+
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let statuses = Arc::new(Mutex::new(Vec::<(u16, bool)>::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (url, acknowledged, statuses, done) =
+                (server.url("/v1/batch"), acknowledged.clone(), statuses.clone(), done.clone());
+            std::thread::spawn(move || {
+                let client = agent();
+                let auth = basic(ACME_KEY);
+                let mut sent = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    let ids: Vec<String> = (0..50).map(|i| format!("load-{worker}-{sent}-{i}")).collect();
+                    let batch: Vec<Value> = ids
+                        .iter()
+                        .map(|id| json!({"type": "track", "messageId": id, "userId": format!("u-{worker}"), "event": "Load"}))
+                        .collect();
+                    let body = json!({"batch": batch}).to_string();
+                    let reply = request(&client, "POST", &url, &[("Authorization", &auth)], body.as_bytes());
+                    statuses.lock().expect("lock").push((reply.status, reply.retry_after.is_some()));
+                    if reply.status == 200 {
+                        acknowledged.lock().expect("lock").extend(ids);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.script("stop");
+    std::thread::sleep(Duration::from_secs(5));
+    let ready = get(&server.url("/readyz"));
+    assert_eq!(
+        ready.status, 503,
+        "readiness reports the broker down: {ready:?}"
+    );
+    broker.script("start");
+    std::thread::sleep(Duration::from_secs(5));
+    done.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    stop_cleanly(server);
+
+    let statuses = statuses.lock().expect("lock").clone();
+    let unavailable: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!unavailable.is_empty(), "the outage was never answered 503");
+    assert!(
+        unavailable.iter().all(|(_, retry_after)| *retry_after),
+        "503 without Retry-After"
+    );
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() > 1000,
+        "too little load got through: {}",
+        acknowledged.len()
+    );
+    let in_log = read_canonical_message_ids(&broker.bootstrap(), &topics.events_topic());
+    let lost: Vec<&String> = acknowledged.difference(&in_log).take(5).collect();
+    assert!(
+        lost.is_empty(),
+        "answered 2xx but not in the log: {lost:?} (of {})",
+        acknowledged.len()
+    );
+}
