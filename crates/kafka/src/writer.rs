@@ -107,6 +107,21 @@ impl KafkaWriter {
         }
     }
 
+    /// Waits until every record sent is acknowledged or failed. rdkafka's
+    /// `flush` polls in 100 ms steps, which made every write take at least
+    /// 100 ms; short steps answer as soon as the broker has.
+    fn wait_for_acks(&self) -> Result<(), KafkaError> {
+        const STEP: Duration = Duration::from_millis(1);
+        let deadline = std::time::Instant::now() + self.flush_timeout;
+        loop {
+            match self.producer.flush(STEP) {
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if std::time::Instant::now() < deadline => {}
+                done => return done,
+            }
+        }
+    }
+
     /// Sends every record, then waits until each is acknowledged or failed.
     fn write<'r>(
         &self,
@@ -132,13 +147,13 @@ impl KafkaWriter {
                         // Whatever was queued is still delivered; the caller
                         // retries the whole write, and duplicates are dropped
                         // by the fold.
-                        let _ = self.producer.flush(self.flush_timeout);
+                        let _ = self.wait_for_acks();
                         return Err(write_failure(&error, topic));
                     }
                 }
             }
         }
-        if let Err(error) = self.producer.flush(self.flush_timeout) {
+        if let Err(error) = self.wait_for_acks() {
             return Err(write_failure(&error, topic));
         }
         match self.producer.context().take() {
