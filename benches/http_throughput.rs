@@ -97,9 +97,15 @@ fn measure(server: &Server, clients: usize, seconds: u64) -> anyhow::Result<(Mea
     let health_url = format!("{}/healthz", server.base);
     let batch_url = format!("{}/v1/batch", server.base);
     let _ = load(clients, 1, |_, _| ("GET", health_url.clone(), Vec::new()));
-    let health = load(clients, seconds, |_, _| ("GET", health_url.clone(), Vec::new()));
-    let _ = load(clients, 2, |c, n| ("POST", batch_url.clone(), batch_body(c, n + 1_000_000_000)));
-    let batch = load(clients, seconds, |c, n| ("POST", batch_url.clone(), batch_body(c, n)));
+    let health = load(clients, seconds, |_, _| {
+        ("GET", health_url.clone(), Vec::new())
+    });
+    let _ = load(clients, 2, |c, n| {
+        ("POST", batch_url.clone(), batch_body(c, n + 1_000_000_000))
+    });
+    let batch = load(clients, seconds, |c, n| {
+        ("POST", batch_url.clone(), batch_body(c, n))
+    });
     Ok((batch, health))
 }
 
@@ -139,7 +145,8 @@ where
     let started = Instant::now();
     std::thread::scope(|scope| {
         for client in 0..clients {
-            let (latencies, failed, stop, request, auth) = (&latencies, &failed, &stop, &request, &auth);
+            let (latencies, failed, stop, request, auth) =
+                (&latencies, &failed, &stop, &request, &auth);
             scope.spawn(move || {
                 let agent = ureq::AgentBuilder::new()
                     .timeout(Duration::from_secs(30))
@@ -164,7 +171,10 @@ where
                     }
                     n += 1;
                 }
-                latencies.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+                latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(mine);
                 *failed.lock().unwrap_or_else(|p| p.into_inner()) += bad;
             });
         }
@@ -252,10 +262,17 @@ fn delete_topics(bootstrap: &str, prefix: &str) {
     else {
         return;
     };
-    let topics: Vec<String> = ["raw.identify", "raw.traits", "raw.track", "raw.survey", "events", "dead-letters"]
-        .iter()
-        .map(|t| format!("{prefix}.{t}"))
-        .collect();
+    let topics: Vec<String> = [
+        "raw.identify",
+        "raw.traits",
+        "raw.track",
+        "raw.survey",
+        "events",
+        "dead-letters",
+    ]
+    .iter()
+    .map(|t| format!("{prefix}.{t}"))
+    .collect();
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let _ = futures_executor::block_on(admin.delete_topics(&refs, &AdminOptions::new()));
 }

@@ -38,6 +38,11 @@ fn track(message_id: &str, extra: Value) -> Vec<u8> {
     message.to_string().into_bytes()
 }
 
+/// `idfold profile --json`, looked up by `by` (`--user-id`, `--email`, `--anonymous-id`).
+fn profile(idfold: &Idfold, workspace: &str, by: &str, id: &str) -> Value {
+    idfold.json("profile", &["--workspace", workspace, by, id, "--json"])
+}
+
 fn stop_cleanly(server: Server) -> String {
     let (status, log) = server.stop();
     assert!(
@@ -76,10 +81,7 @@ fn segment_s_python_library_is_folded_into_profiles_and_mau() {
     let folded = format!("after folding {} events", 8 + bulk);
     assert!(log.contains(&folded), "expected `{folded}` in:\n{log}");
 
-    let ann = idfold.json(
-        "profile",
-        &["--workspace", "dev", "--email", "ann@example.com", "--json"],
-    );
+    let ann = profile(&idfold, "dev", "--email", "ann@example.com");
     assert_eq!(ann["user_id"], "u-ann");
     assert_eq!(ann["traits"]["plan"], "pro");
     assert_eq!(ann["anonymous_ids"], json!(["d-ann", "d-ann-phone"]));
@@ -88,10 +90,7 @@ fn segment_s_python_library_is_folded_into_profiles_and_mau() {
         ann["track"]["Pricing"]["count"], 1,
         "a page is a track named after it"
     );
-    let bob = idfold.json(
-        "profile",
-        &["--workspace", "dev", "--user-id", "u-bob", "--json"],
-    );
+    let bob = profile(&idfold, "dev", "--user-id", "u-bob");
     assert_eq!(bob["track"]["Clicked"]["count"], bulk);
     assert_eq!(
         bob["track"]["Home"]["count"], 1,
@@ -201,18 +200,12 @@ fn the_write_key_decides_the_workspace_and_is_checked_every_way_it_comes() {
         !log.contains(ACME_KEY) && !log.contains(BETA_KEY),
         "a write key reached the log:\n{log}"
     );
-    let acme = idfold.json(
-        "profile",
-        &["--workspace", "acme", "--user-id", "u-1", "--json"],
-    );
+    let acme = profile(&idfold, "acme", "--user-id", "u-1");
     assert_eq!(
         acme["track"]["Clicked"]["count"], 3,
         "basic, bearer and body keys"
     );
-    let beta = idfold.json(
-        "profile",
-        &["--workspace", "beta", "--user-id", "u-beta", "--json"],
-    );
+    let beta = profile(&idfold, "beta", "--user-id", "u-beta");
     assert_eq!(beta["track"]["Clicked"]["count"], 1);
     let missing = idfold.run("profile", &["--workspace", "beta", "--user-id", "u-1"]);
     assert_eq!(
@@ -334,10 +327,7 @@ fn limits_hold_after_gzip_and_bad_bodies_get_a_coded_4xx() {
         "missing_field",
     );
     stop_cleanly(server);
-    let acme = idfold.json(
-        "profile",
-        &["--workspace", "acme", "--user-id", "u-1", "--json"],
-    );
+    let acme = profile(&idfold, "acme", "--user-id", "u-1");
     assert_eq!(
         acme["track"]["Clicked"]["count"], 21,
         "small, and the 20 padded events once"
@@ -380,10 +370,7 @@ fn a_mixed_batch_takes_the_valid_items_reports_the_rest_by_index_and_a_retry_cha
     assert_eq!(retry.body["accepted"], 4, "{retry:?}");
     stop_cleanly(server);
 
-    let carol = idfold.json(
-        "profile",
-        &["--workspace", "acme", "--user-id", "u-carol", "--json"],
-    );
+    let carol = profile(&idfold, "acme", "--user-id", "u-carol");
     assert_eq!(carol["emails"], json!(["carol@example.com"]));
     assert_eq!(
         carol["track"]["Pricing"]["count"], 1,
@@ -478,10 +465,7 @@ fn the_single_calls_map_as_the_readme_says() {
     assert_eq!(eve["traits"]["plan"], "team");
     assert_eq!(eve["track"]["Docs"]["count"], 1);
     assert_eq!(eve["track"]["Screen Viewed"]["count"], 1);
-    let fan = idfold.json(
-        "profile",
-        &["--workspace", "acme", "--anonymous-id", "d-fan", "--json"],
-    );
+    let fan = profile(&idfold, "acme", "--anonymous-id", "d-fan");
     assert_eq!(fan["event_counts"]["survey"], 1, "{fan}");
 }
 

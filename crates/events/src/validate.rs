@@ -228,7 +228,8 @@ fn get<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-fn json_type_name(value: &Value) -> &'static str {
+/// `a string`, `an object`...: for messages that say what was sent instead.
+pub fn json_type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -168,26 +168,64 @@ fn take_slot(state: &IntakeState) -> Result<tokio::sync::OwnedSemaphorePermit, I
         .map_err(|_| IntakeError::Overloaded)
 }
 
+/// The body, read within `limit`, and the workspace of the key in the
+/// `Authorization` header when there is one: checked before the body is
+/// read. Where the body cannot carry a key, a request without the header is
+/// refused before reading it too.
+async fn receive<'s>(
+    state: &'s IntakeState,
+    headers: &HeaderMap,
+    body: Body,
+    body_may_hold_key: bool,
+    limit: usize,
+    what: &'static str,
+) -> Result<(Option<&'s str>, Vec<u8>), IntakeError> {
+    let from_header = match authorization(headers) {
+        Some(h) => Some(state.0.keys.authenticate(Some(h), None)?),
+        None if body_may_hold_key => None,
+        None => return Err(IntakeError::MissingWriteKey),
+    };
+    let bytes = read_body(body, headers.get(header::CONTENT_ENCODING), limit, what).await?;
+    Ok((from_header, bytes))
+}
+
+/// The header's workspace, else the one of the body's `writeKey`.
+fn workspace<'s>(
+    state: &'s IntakeState,
+    from_header: Option<&'s str>,
+    body_key: Option<&str>,
+) -> Result<&'s str, IntakeError> {
+    match from_header {
+        Some(workspace) => Ok(workspace),
+        None => state.0.keys.authenticate(None, body_key),
+    }
+}
+
+fn arrival<'w>(workspace: &'w str, source: &'static str) -> Arrival<'w> {
+    Arrival {
+        workspace,
+        received_at: now(),
+        source,
+    }
+}
+
 async fn native_events(
     State(state): State<IntakeState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
     let _slot = take_slot(&state)?;
-    let workspace = state.0.keys.authenticate(authorization(&headers), None)?;
-    let bytes = read_body(
+    let (from_header, bytes) = receive(
+        &state,
+        &headers,
         body,
-        headers.get(header::CONTENT_ENCODING),
+        false,
         MAX_BATCH_BYTES,
         "a batch request",
     )
     .await?;
-    let arrival = Arrival {
-        workspace,
-        received_at: now(),
-        source: "http:/v1/events",
-    };
-    let validated = items::native(&bytes, &arrival)?;
+    let workspace = workspace(&state, from_header, None)?;
+    let validated = items::native(&bytes, &arrival(workspace, "http:/v1/events"))?;
     write_and_answer(&state, validated).await
 }
 
@@ -197,31 +235,18 @@ async fn segment_batch(
     body: Body,
 ) -> Result<Response, IntakeError> {
     let _slot = take_slot(&state)?;
-    // With a header, the key is checked before the body is even read.
-    let from_header = authorization(&headers)
-        .map(|h| state.0.keys.authenticate(Some(h), None))
-        .transpose()?;
-    let bytes = read_body(
+    let (from_header, bytes) = receive(
+        &state,
+        &headers,
         body,
-        headers.get(header::CONTENT_ENCODING),
+        true,
         MAX_BATCH_BYTES,
         "a batch request",
     )
     .await?;
     let batch = SegmentBatch::parse(&bytes)?;
-    let workspace = match from_header {
-        Some(w) => w,
-        None => state
-            .0
-            .keys
-            .authenticate(None, batch.write_key.as_deref())?,
-    };
-    let arrival = Arrival {
-        workspace,
-        received_at: now(),
-        source: "http:/v1/batch",
-    };
-    let validated = batch.validate(&arrival)?;
+    let workspace = workspace(&state, from_header, batch.write_key.as_deref())?;
+    let validated = batch.validate(&arrival(workspace, "http:/v1/batch"))?;
     write_and_answer(&state, validated).await
 }
 
@@ -232,26 +257,11 @@ async fn segment_single(
     body: Body,
 ) -> Result<Response, IntakeError> {
     let _slot = take_slot(&state)?;
-    let from_header = authorization(&headers)
-        .map(|h| state.0.keys.authenticate(Some(h), None))
-        .transpose()?;
-    let bytes = read_body(
-        body,
-        headers.get(header::CONTENT_ENCODING),
-        MAX_EVENT_BYTES,
-        "one event",
-    )
-    .await?;
+    let (from_header, bytes) =
+        receive(&state, &headers, body, true, MAX_EVENT_BYTES, "one event").await?;
     let (message, body_key) = items::segment_message(&bytes)?;
-    let workspace = match from_header {
-        Some(w) => w,
-        None => state.0.keys.authenticate(None, body_key.as_deref())?,
-    };
-    let arrival = Arrival {
-        workspace,
-        received_at: now(),
-        source: single_source(call),
-    };
+    let workspace = workspace(&state, from_header, body_key.as_deref())?;
+    let arrival = arrival(workspace, single_source(call));
     let validated = items::segment_single(call, &message, &bytes, &arrival)?;
     let report = write(&state, validated).await?;
     match report.rejected.into_iter().next() {

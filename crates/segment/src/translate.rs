@@ -16,7 +16,8 @@
 //! - `integrations` and the rest of `context` are accepted and not kept.
 
 use idfold_events::{
-    format_nanos, validate_value, Event, EventTime, ReasonCode, Rejection, SurveyAction,
+    format_nanos, json_type_name, validate_value, Event, EventTime, ReasonCode, Rejection,
+    SurveyAction,
 };
 use serde_json::{Map, Value};
 
@@ -93,7 +94,7 @@ pub fn translate(
                 Value::String(_) => Ok(v),
                 other => Err(Rejection::invalid(
                     "sentAt",
-                    format_args!("must be a string, not {}", type_name(&other)),
+                    format_args!("must be a string, not {}", json_type_name(&other)),
                 )),
             })
             .transpose()?,
@@ -115,7 +116,7 @@ pub fn translate(
         Some(other) => {
             return Err(Rejection::invalid(
                 "context.traits",
-                format_args!("must be a JSON object, not {}", type_name(other)),
+                format_args!("must be a JSON object, not {}", json_type_name(other)),
             ))
         }
     };
@@ -220,7 +221,10 @@ fn call_of(message: &Map<String, Value>) -> Result<SegmentCall, Rejection> {
         Some(other) => Err(Rejection::new(
             ReasonCode::UnknownType,
             Some("type"),
-            format!("`type` must be one of {allowed}, not {}", type_name(other)),
+            format!(
+                "`type` must be one of {allowed}, not {}",
+                json_type_name(other)
+            ),
         )),
     }
 }
@@ -300,7 +304,10 @@ fn id_field(message: &Map<String, Value>, name: &str) -> Result<Option<String>, 
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(Rejection::invalid(
             name,
-            format_args!("must be a string or a number, not {}", type_name(other)),
+            format_args!(
+                "must be a string or a number, not {}",
+                json_type_name(other)
+            ),
         )),
     }
 }
@@ -314,7 +321,7 @@ fn text_field<'m>(
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(Rejection::invalid(
             name,
-            format_args!("must be a string, not {}", type_name(other)),
+            format_args!("must be a string, not {}", json_type_name(other)),
         )),
     }
 }
@@ -328,7 +335,7 @@ fn object_field<'m>(
         Some(Value::Object(o)) => Ok(Some(o)),
         Some(other) => Err(Rejection::invalid(
             name,
-            format_args!("must be a JSON object, not {}", type_name(other)),
+            format_args!("must be a JSON object, not {}", json_type_name(other)),
         )),
     }
 }
@@ -339,17 +346,6 @@ fn no_identifier() -> Rejection {
         None,
         "a message needs `userId` or `anonymousId`",
     )
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn short(text: &str) -> String {
