@@ -481,6 +481,26 @@ fn health_readiness_and_unknown_routes_answer_json() {
     );
     let missing = get(&server.url("/v2/nothing"));
     assert_eq!((missing.status, missing.code()), (404, "not_found"));
+    // A browser's preflight for a cross-origin batch with a write key.
+    let preflight = request(
+        &agent(),
+        "OPTIONS",
+        &server.url("/v1/batch"),
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert!(preflight
+        .header("access-control-allow-headers")
+        .is_some_and(|h| h.contains("authorization")));
     let wrong_method = get(&server.url("/v1/track"));
     assert_eq!(
         (wrong_method.status, wrong_method.code()),

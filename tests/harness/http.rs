@@ -130,11 +130,20 @@ pub struct Reply {
     pub status: u16,
     pub body: serde_json::Value,
     pub retry_after: Option<String>,
+    /// Every header, names lower-cased.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -163,11 +172,20 @@ pub fn request(
     };
     let status = response.status();
     let retry_after = response.header("Retry-After").map(str::to_owned);
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| {
+            let value = response.header(&n)?.to_owned();
+            Some((n.to_ascii_lowercase(), value))
+        })
+        .collect();
     let text = response.into_string().unwrap_or_default();
     Reply {
         status,
         body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         retry_after,
+        headers,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Request bodies: read with a limit, gzip decoded with the same limit.
 
 use std::io::Read;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderValue;
@@ -12,6 +13,9 @@ use crate::error::IntakeError;
 pub const MAX_EVENT_BYTES: usize = idfold_events::MAX_EVENT_BYTES;
 /// One batch request (Segment's limit).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+/// How long a body may take to arrive: a client trickling bytes must not
+/// hold a request slot for ever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -44,9 +48,10 @@ pub async fn read_body(
     let encoding = encoding(content_encoding)?;
     let too_large = || IntakeError::BodyTooLarge { limit, what };
     // A compressed body larger than the limit decodes larger still.
-    let raw = Limited::new(body, limit)
-        .collect()
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect())
         .await
+        .map_err(|_| IntakeError::BodyTimeout(BODY_TIMEOUT.as_secs()))?;
+    let raw = collected
         .map_err(|e| {
             if e.downcast_ref::<LengthLimitError>().is_some() {
                 too_large()

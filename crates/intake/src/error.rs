@@ -21,6 +21,8 @@ pub enum IntakeError {
     BadGzip(String),
     #[error("the request body cannot be read: {0}")]
     BadBody(String),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// The request as a whole does not hold events (a malformed batch, a
     /// single call that failed validation).
     #[error("{0}")]
@@ -50,6 +52,7 @@ impl IntakeError {
             IntakeError::UnsupportedEncoding(_) => "unsupported_encoding",
             IntakeError::BadGzip(_) => "invalid_gzip",
             IntakeError::BadBody(_) => "invalid_body",
+            IntakeError::BodyTimeout(_) => "body_timeout",
             IntakeError::Rejected(r) => r.reason.as_str(),
             IntakeError::Overloaded => "overloaded",
             IntakeError::LogUnavailable => "log_unavailable",
@@ -80,6 +83,7 @@ impl IntakeError {
             | IntakeError::BadGzip(_)
             | IntakeError::BadBody(_) => StatusCode::BAD_REQUEST,
             IntakeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IntakeError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             IntakeError::Overloaded
             | IntakeError::LogUnavailable
             | IntakeError::AckTimeout
@@ -144,6 +148,7 @@ mod tests {
             IntakeError::UnsupportedEncoding("br".into()),
             IntakeError::BadGzip("x".into()),
             IntakeError::BadBody("x".into()),
+            IntakeError::BodyTimeout(30),
             IntakeError::Rejected(Rejection::missing("userId")),
             IntakeError::Overloaded,
             IntakeError::LogUnavailable,

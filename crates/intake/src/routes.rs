@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use idfold_producer::{PublishReport, Validated};
 use idfold_segment::SegmentCall;
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::access::WriteKeys;
 use crate::body::{read_body, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
@@ -94,6 +95,19 @@ pub fn router(state: IntakeState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Browsers send events from other origins (analytics.js); the
+        // write key, not the origin, is what authorizes them.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::CONTENT_ENCODING,
+                ])
+                .max_age(Duration::from_secs(86_400)),
+        )
         .with_state(state)
 }
 
