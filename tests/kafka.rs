@@ -300,3 +300,35 @@ fn an_unreachable_broker_is_an_error_that_says_what_to_do() {
     let out = idfold.run("run", &["--kafka", "127.0.0.1:9", "--until-idle"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn a_canonical_log_recreated_behind_the_fold_s_position_stops_it_with_what_to_do() {
+    let topics = KafkaTopics::create(&test_broker(), 1);
+    let idfold = Idfold::new();
+    let (_dir, workload) = generated_workload(300, 11);
+    ingest_and_fold(&idfold, &topics, &workload);
+    // The topic is recreated and gets fewer records than were folded.
+    topics.recreate(1);
+    on_kafka(
+        &idfold,
+        &topics,
+        "ingest",
+        &[fixture("sample.ndjson").to_str().unwrap_or_default()],
+    );
+    let kafka = topics.args();
+    let mut args: Vec<&str> = kafka.iter().map(String::as_str).collect();
+    args.extend(["--until-idle", "--stages", "fold"]);
+    let out = idfold.run("run", &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no longer holds the offset") && stderr.contains("idfold rebuild --kafka"),
+        "{stderr}"
+    );
+    // The fix it names works: the projection is then the recreated log's.
+    on_kafka(&idfold, &topics, "rebuild", &[]);
+    assert_eq!(
+        idfold.export(),
+        embedded_export(&[&fixture("sample.ndjson")])
+    );
+}

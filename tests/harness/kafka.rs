@@ -121,17 +121,9 @@ impl KafkaTopics {
     }
 }
 
-impl Drop for KafkaTopics {
-    fn drop(&mut self) {
-        let Ok(admin) = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create::<AdminClient<DefaultClientContext>>()
-        else {
-            return;
-        };
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let p = &self.prefix;
-        let topics: Vec<String> = [
+impl KafkaTopics {
+    fn topic_names(&self) -> Vec<String> {
+        [
             "events",
             "dead-letters",
             "raw.identify",
@@ -140,13 +132,68 @@ impl Drop for KafkaTopics {
             "raw.survey",
         ]
         .iter()
-        .map(|t| format!("{p}.{t}"))
-        .collect();
+        .map(|t| format!("{}.{t}", self.prefix))
+        .collect()
+    }
+
+    fn delete_all(&self) {
+        let Ok(admin) = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create::<AdminClient<DefaultClientContext>>()
+        else {
+            return;
+        };
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let topics = self.topic_names();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         let _ = block_on(admin.delete_topics(&topic_refs, &options));
+        let p = &self.prefix;
         let groups = [format!("{p}-producer"), format!("{p}-fold")];
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let _ = block_on(admin.delete_groups(&group_refs, &options));
+    }
+
+    /// Deletes the topics and creates them again, empty (an operator's
+    /// mistake the fold must notice).
+    pub fn recreate(&self, partitions: u32) {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        self.delete_all();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("a client");
+        let names = self.topic_names();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let metadata = consumer
+                .fetch_metadata(None, Duration::from_secs(10))
+                .expect("metadata");
+            if !metadata
+                .topics()
+                .iter()
+                .any(|t| names.iter().any(|n| n == t.name()))
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "topics were not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = Command::new(BIN)
+            .arg("topics")
+            .args(self.args())
+            .args(["--kafka-partitions", &partitions.to_string()])
+            .output()
+            .expect("idfold topics runs");
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+impl Drop for KafkaTopics {
+    fn drop(&mut self) {
+        self.delete_all();
     }
 }
 

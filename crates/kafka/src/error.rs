@@ -15,6 +15,12 @@ pub enum KafkaStageError {
     Client(#[from] KafkaError),
     #[error("topic {topic}: {problem}")]
     TopicSetup { topic: String, problem: String },
+    #[error(
+        "the canonical log {topic} no longer holds the offset this data directory folded up to \
+         ({detail}): the topic was recreated or truncated. Folding on would skip records; \
+         run `idfold rebuild --kafka` to refold what the log holds"
+    )]
+    PositionOutOfRange { topic: String, detail: String },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -28,7 +34,9 @@ impl KafkaStageError {
         match self {
             KafkaStageError::Unreachable { .. } => true,
             KafkaStageError::Client(e) => !is_permanent(e),
-            KafkaStageError::TopicSetup { .. } => false,
+            KafkaStageError::TopicSetup { .. } | KafkaStageError::PositionOutOfRange { .. } => {
+                false
+            }
             KafkaStageError::Log(e) => e.is_retryable(),
             KafkaStageError::Projector(e) => e.is_retryable(),
             KafkaStageError::Producer(e) => e.is_retryable(),

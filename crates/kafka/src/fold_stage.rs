@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use idfold_log::LogRecord;
 use idfold_projector::{BatchReport, Projector};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -214,8 +214,12 @@ impl FoldStage {
                 failure: None,
             }),
         };
+        // A position the log no longer holds (the topic was recreated or
+        // truncated) must stop the fold: resetting to the earliest offset
+        // would skip every record below the stored position without a word.
         let consumer: BaseConsumer<FoldContext> = settings
             .consumer(&settings.fold_group)
+            .set("auto.offset.reset", "error")
             .create_with_context(context)?;
         partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
         consumer.subscribe(&[settings.topics.events.as_str()])?;
@@ -224,6 +228,36 @@ impl FoldStage {
             settings: settings.clone(),
             batch_size: batch_size.max(1),
         })
+    }
+
+    /// Every stored position must lie within what the log holds: beyond
+    /// its end (the topic was recreated) or before its start (records were
+    /// deleted), folding on would skip records without a word.
+    fn check_positions_in_log(&self, topic: &str) -> Result<(), KafkaStageError> {
+        let bounds = Watermarks::fetch(
+            &self.consumer,
+            &self.settings.bootstrap,
+            &[topic.to_owned()],
+        )?;
+        let state = self.consumer.context().lock();
+        for ((_, partition), &(low, high)) in &bounds.bounds {
+            let Ok(p) = u32::try_from(*partition) else {
+                continue;
+            };
+            let position = state.projector.store().position(p)?;
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            // Position 0 on a log whose start was deleted is a directory
+            // that never folded: also a refold from a partial log.
+            if position > high || position < low {
+                return Err(KafkaStageError::PositionOutOfRange {
+                    topic: topic.to_owned(),
+                    detail: format!(
+                        "partition {partition} holds offsets {low}..{high}, the fold is at {position}"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Folds until `stop` is raised, or (`UntilIdle`) until every assigned
@@ -242,6 +276,7 @@ impl FoldStage {
             &[topic.to_owned()],
         )?;
         let context = self.consumer.context().clone();
+        self.check_positions_in_log(topic)?;
         let mut last_flush = Instant::now();
         loop {
             let polled = self.consumer.poll(POLL_WAIT);
@@ -271,6 +306,12 @@ impl FoldStage {
                     false
                 }
                 Some(Err(error)) => {
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+                        return Err(KafkaStageError::PositionOutOfRange {
+                            topic: topic.to_owned(),
+                            detail: error.to_string(),
+                        });
+                    }
                     if is_permanent(&error) {
                         return Err(error.into());
                     }
