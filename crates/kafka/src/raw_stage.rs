@@ -92,11 +92,17 @@ impl RawStage {
         )?;
         let publisher = Publisher::new(&self.writer, &self.writer, "kafka");
         let mut report = RawStageReport::default();
+        // Offsets written but not yet committed (a commit failed): tried
+        // again until they are, and the stage is not caught up before.
+        let mut uncommitted: BTreeMap<(String, i32), i64> = BTreeMap::new();
         while !stop.load(Ordering::SeqCst) {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
+                if !uncommitted.is_empty() && self.commit(&uncommitted) {
+                    uncommitted.clear();
+                }
                 match &target {
-                    Some(target) if self.caught_up(target) => break,
+                    Some(target) if uncommitted.is_empty() && self.caught_up(target) => break,
                     _ => continue,
                 }
             }
@@ -119,7 +125,15 @@ impl RawStage {
                 }
             };
             let Some(written) = written else { break };
-            self.commit(&batch);
+            for polled in &batch {
+                let next = uncommitted
+                    .entry((polled.topic.clone(), polled.partition))
+                    .or_default();
+                *next = (*next).max(polled.offset + 1);
+            }
+            if self.commit(&uncommitted) {
+                uncommitted.clear();
+            }
             report.consumed += batch.len() as u64;
             report.accepted += written.accepted as u64;
             report.rejected += written.rejected.len() as u64;
@@ -172,24 +186,25 @@ impl RawStage {
         Ok(())
     }
 
-    /// Commits the offsets after the batch. A failed commit (a rebalance
-    /// took the partition) only means those records are read again.
-    fn commit(&self, batch: &[Polled]) {
-        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for polled in batch {
-            let entry = next.entry((&polled.topic, polled.partition)).or_default();
-            *entry = (*entry).max(polled.offset + 1);
-        }
+    /// Commits the next offsets to read; false when the commit failed (a
+    /// rebalance took the partition, the broker is away): the caller tries
+    /// again, and meanwhile those records may be read again (their events
+    /// are dropped as duplicates by the fold).
+    fn commit(&self, next: &BTreeMap<(String, i32), i64>) -> bool {
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
             if let Err(error) =
-                offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))
             {
                 tracing::warn!(%error, topic, partition, "cannot list an offset to commit");
             }
         }
-        if let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync) {
-            tracing::warn!(%error, "raw offsets not committed; those records will be read again (their events are dropped as duplicates)");
+        match self.consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "raw offsets not committed yet; trying again");
+                false
+            }
         }
     }
 
