@@ -2,6 +2,7 @@
 //! embedded log the fold runs on a thread beside the server; on Kafka the
 //! server writes to the canonical log and the stages follow it.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,13 @@ fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Optio
         config.add_env_keys(&entries)?;
     }
     let keys = config.write_keys()?;
+    if keys.is_empty() && !config.workspaces.is_empty() {
+        anyhow::bail!(
+            "the configuration lists workspaces ({}) but no write keys: add `write_keys` \
+             to them, or leave them out to serve the development workspace on loopback",
+            config.workspace_ids().join(", ")
+        );
+    }
     if !keys.is_empty() {
         let workspaces = config
             .workspace_ids()
@@ -164,6 +172,12 @@ pub fn run(
             )
         }
         Some(settings) => {
+            if settings.acks != idfold_kafka::Acks::All {
+                anyhow::bail!(
+                    "serve answers 2xx only for events every in-sync replica has written; \
+                     --kafka-acks leader would break that promise: leave it at `all`"
+                );
+            }
             let kafka_writer = Arc::new(idfold_kafka::KafkaWriter::new(&settings)?);
             let events: SharedEventSink = kafka_writer.clone();
             let letters: SharedDeadLetterSink = kafka_writer.clone();
@@ -186,7 +200,11 @@ pub fn run(
             let pipeline = std::thread::Builder::new()
                 .name("stages".into())
                 .spawn(move || {
-                    super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop)
+                    let outcome =
+                        super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop);
+                    // However the stages end, the server stops with them.
+                    stop.store(true, Ordering::SeqCst);
+                    outcome
                 })?;
             let state = IntakeState::new(
                 keys,
@@ -211,22 +229,49 @@ pub fn run(
 
     let app = router(writer);
     let pipeline_stop = stop.clone();
+    // After the signal, requests get this long to finish; a client that
+    // holds a request open cannot keep the process from stopping.
+    let drain = ack_timeout + Duration::from_secs(5);
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
     let served = runtime.block_on(async move {
-        axum::serve(listener, app)
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = super::wait_for_shutdown() => {}
                     // A pipeline that failed takes the server down with it.
                     _ = wait_for_flag(pipeline_stop) => {}
                 }
+                let _ = signalled.send(true);
             })
-            .await
+            .into_future();
+        tokio::select! {
+            served = server => served,
+            _ = async {
+                let _ = on_signal.wait_for(|s| *s).await;
+                tokio::time::sleep(drain).await;
+            } => {
+                tracing::warn!(?drain, "requests still open after the drain time; closing them");
+                Ok(())
+            }
+        }
     });
+    // Drops what is left of open connections, and with them the last
+    // handles on the writer's queue.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     // Every answered request is durable; the writer drains what is left
-    // (requests that gave up waiting), then the pipeline folds it all.
-    writer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the log writer panicked"))?;
+    // (requests that gave up waiting). A log that does not answer is not
+    // waited for past the drain time: nothing it holds was acknowledged.
+    let deadline = std::time::Instant::now() + drain;
+    while !writer_thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if writer_thread.is_finished() {
+        writer_thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log writer panicked"))?;
+    } else {
+        tracing::warn!("the log is not answering; stopping without the writes it holds (none was acknowledged)");
+    }
     stop.store(true, Ordering::SeqCst);
     let pipeline = pipeline
         .join()

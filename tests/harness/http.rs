@@ -108,6 +108,18 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "KILL");
+            let _ = child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.log()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {

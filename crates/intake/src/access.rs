@@ -60,6 +60,8 @@ pub enum AccessError {
     WorkspaceId { id: String },
     #[error("a write key of workspace {workspace} is shorter than {MIN_KEY_CHARS} characters")]
     ShortKey { workspace: String },
+    #[error("a write key of workspace {workspace} contains `:` or whitespace: it could not be sent as an HTTP Basic user name")]
+    KeyCharacters { workspace: String },
     #[error("one write key is listed for two workspaces ({first} and {second}): a key decides its workspace")]
     SharedKey { first: String, second: String },
 }
@@ -115,6 +117,11 @@ impl AccessConfig {
                 return Err(AccessError::WorkspaceId { id: id.clone() });
             }
             for key in &workspace.write_keys {
+                if key.contains(':') || key.chars().any(char::is_whitespace) {
+                    return Err(AccessError::KeyCharacters {
+                        workspace: id.clone(),
+                    });
+                }
                 if key.chars().count() < MIN_KEY_CHARS {
                     return Err(AccessError::ShortKey {
                         workspace: id.clone(),

@@ -45,12 +45,22 @@ pub async fn read_body(
     limit: usize,
     what: &'static str,
 ) -> Result<Vec<u8>, IntakeError> {
+    read_body_within(body, content_encoding, limit, what, BODY_TIMEOUT).await
+}
+
+async fn read_body_within(
+    body: Body,
+    content_encoding: Option<&HeaderValue>,
+    limit: usize,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<Vec<u8>, IntakeError> {
     let encoding = encoding(content_encoding)?;
     let too_large = || IntakeError::BodyTooLarge { limit, what };
     // A compressed body larger than the limit decodes larger still.
-    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect())
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
         .await
-        .map_err(|_| IntakeError::BodyTimeout(BODY_TIMEOUT.as_secs()))?;
+        .map_err(|_| IntakeError::BodyTimeout(timeout.as_secs()))?;
     let raw = collected
         .map_err(|e| {
             if e.downcast_ref::<LengthLimitError>().is_some() {
@@ -97,7 +107,9 @@ mod tests {
         limit: usize,
     ) -> Result<Vec<u8>, IntakeError> {
         let header = encoding.map(HeaderValue::from_static);
-        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
         let Ok(runtime) = runtime else {
             panic!("no runtime")
         };
@@ -130,6 +142,27 @@ mod tests {
             read(over, None, 1000).err().map(|e| e.code()),
             Some("too_large")
         );
+    }
+
+    #[test]
+    fn a_body_that_never_ends_times_out() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        let Ok(runtime) = runtime else {
+            panic!("no runtime")
+        };
+        let endless = Body::from_stream(futures_util::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >());
+        let read = runtime.block_on(read_body_within(
+            endless,
+            None,
+            1000,
+            "a test",
+            Duration::from_millis(50),
+        ));
+        assert_eq!(read.err().map(|e| e.code()), Some("body_timeout"));
     }
 
     #[test]

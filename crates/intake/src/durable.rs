@@ -22,6 +22,14 @@ pub type SharedDeadLetterSink = Arc<dyn DeadLetterSink + Send + Sync>;
 const MAX_GROUP_REQUESTS: usize = 512;
 const MAX_GROUP_INPUTS: usize = 100_000;
 
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// How a write ended, for each request in it.
 #[derive(Debug, Clone)]
 enum Written {
@@ -57,8 +65,10 @@ impl DurableWriter {
         let handle = std::thread::Builder::new()
             .name("durable-writer".into())
             .spawn(move || {
+                // Cleared however the thread ends, a panic included, so
+                // `/readyz` stops saying ready.
+                let _running = ClearOnDrop(flag);
                 write_groups(&jobs, &*events, &*dead_letters);
-                flag.store(false, Ordering::SeqCst);
             })?;
         Ok((
             DurableWriter {

@@ -25,7 +25,7 @@ pub enum IntakeError {
     BodyTimeout(u64),
     /// The request as a whole does not hold events (a malformed batch, a
     /// single call that failed validation).
-    #[error("{0}")]
+    #[error("{}", .0.message)]
     Rejected(Rejection),
     #[error("idfold is taking in as much as it can hold; retry after the delay")]
     Overloaded,
@@ -103,9 +103,14 @@ impl IntakeError {
 
     /// The JSON every error answer carries.
     pub fn body(&self) -> serde_json::Value {
+        let message = self.to_string();
+        // `code` and `message` also at the top, where Segment's libraries
+        // read them when they report a failed request.
         serde_json::json!({
             "success": false,
-            "error": {"code": self.code(), "field": self.field(), "message": self.to_string()},
+            "code": self.code(),
+            "message": message,
+            "error": {"code": self.code(), "field": self.field(), "message": message},
         })
     }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::access::WriteKeys;
 use crate::body::MAX_EVENT_BYTES;
 use crate::error::IntakeError;
 
@@ -20,17 +21,50 @@ pub(crate) struct Arrival<'a> {
     pub received_at: EventTime,
     /// Dead letters' source: the endpoint.
     pub source: &'static str,
+    /// To check a `writeKey` inside an item (analytics.js puts one in each).
+    pub keys: &'a WriteKeys,
 }
 
 impl Arrival<'_> {
+    /// The input as dead letters keep it: never with a write key in it.
     fn input(&self, index: usize, bytes: &[u8]) -> RawInput {
         RawInput {
-            bytes: bytes.to_vec(),
+            bytes: without_write_key(bytes),
             partition: None,
             position: Some(index as u64),
             truncated: false,
             received_at: Some(self.received_at),
         }
+    }
+
+    /// A `writeKey` inside an item must be one of this workspace's keys.
+    fn check_item_key(&self, message: &Value) -> Result<(), Rejection> {
+        match message.get("writeKey") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(key)) if self.keys.lookup(key) == Some(self.workspace) => Ok(()),
+            Some(_) => Err(Rejection::new(
+                ReasonCode::WrongWorkspace,
+                Some("writeKey"),
+                "`writeKey` is not a key of the workspace this request writes to",
+            )),
+        }
+    }
+}
+
+/// The bytes with any top-level `writeKey` removed: secrets never reach the
+/// dead-letter store. Bytes that do not mention one are kept as they came.
+fn without_write_key(bytes: &[u8]) -> Vec<u8> {
+    const NEEDLE: &[u8] = b"writeKey";
+    if !bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+        return bytes.to_vec();
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(mut message)) => {
+            message.remove("writeKey");
+            Value::Object(message).to_string().into_bytes()
+        }
+        // Not an object, yet it may hold a key: keep none of it.
+        _ => b"(withheld: the input mentioned writeKey and is not a JSON object)".to_vec(),
     }
 }
 
@@ -49,24 +83,34 @@ fn internal(error: ProducerError) -> IntakeError {
 /// `POST /v1/events`: a JSON array of events, or NDJSON.
 pub(crate) fn native(body: &[u8], arrival: &Arrival<'_>) -> Result<Validated, IntakeError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let items: Vec<&[u8]> = if first == Some(&b'[') {
+    let items: Vec<(usize, &[u8])> = if first == Some(&b'[') {
         serde_json::from_slice::<Vec<&RawValue>>(body)
             .map_err(|e| invalid_body("a JSON array of events", &e))?
             .into_iter()
             .map(|raw| raw.get().as_bytes())
+            .enumerate()
             .collect()
     } else {
+        // Indexed by line (0-based), blank lines skipped but counted, so a
+        // reported index finds its line.
         body.split(|b| *b == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
             .collect()
     };
     let mut validated = Validated::with_capacity(items.len());
-    for (index, bytes) in items.into_iter().enumerate() {
+    for &(index, bytes) in &items {
         let outcome = native_event(bytes, arrival.workspace);
         validated
             .push(arrival.source, &arrival.input(index, bytes), outcome)
             .map_err(internal)?;
+    }
+    // The report counts items; the client counts lines (or array items).
+    for (reported, _) in &mut validated.report.rejected {
+        if let Some(&(index, _)) = items.get(*reported) {
+            *reported = index;
+        }
     }
     Ok(validated)
 }
@@ -145,7 +189,10 @@ impl<'a> SegmentBatch<'a> {
             } else {
                 serde_json::from_str::<Value>(raw.get())
                     .map_err(|e| Rejection::new(ReasonCode::InvalidJson, None, e.to_string()))
-                    .and_then(|message| translate(None, &message, &envelope))
+                    .and_then(|message| {
+                        arrival.check_item_key(&message)?;
+                        translate(None, &message, &envelope)
+                    })
             };
             push_translated(&mut validated, arrival, index, bytes, outcome)?;
         }
@@ -208,11 +255,16 @@ fn push_translated(
 mod tests {
     use super::*;
 
-    const ARRIVAL: Arrival<'static> = Arrival {
-        workspace: "acme",
-        received_at: 1_770_000_000_000_000_000,
-        source: "http:/test",
-    };
+    static NO_KEYS: std::sync::LazyLock<WriteKeys> = std::sync::LazyLock::new(WriteKeys::default);
+
+    fn arrival() -> Arrival<'static> {
+        Arrival {
+            workspace: "acme",
+            received_at: 1_770_000_000_000_000_000,
+            source: "http:/test",
+            keys: &NO_KEYS,
+        }
+    }
 
     fn event(id: &str, extra: &str) -> String {
         format!(
@@ -236,7 +288,7 @@ mod tests {
             event("b", r#","workspace_id":"other""#),
             r#"{"type":"track"}"#
         );
-        let v = native(array.as_bytes(), &ARRIVAL).unwrap_or_default();
+        let v = native(array.as_bytes(), &arrival()).unwrap_or_default();
         assert_eq!(v.report.accepted, 1);
         assert_eq!(
             reasons(&v),
@@ -250,14 +302,35 @@ mod tests {
             event("a", ""),
             event("b", r#","workspace_id":"acme""#)
         );
-        let v = native(ndjson.as_bytes(), &ARRIVAL).unwrap_or_default();
+        let v = native(ndjson.as_bytes(), &arrival()).unwrap_or_default();
         assert_eq!(v.report.accepted, 2);
-        assert_eq!(reasons(&v), vec![(2, "invalid_json")]);
+        // Line 3 (0-based), the blank line counted.
+        assert_eq!(reasons(&v), vec![(3, "invalid_json")]);
+    }
+
+    #[test]
+    fn dead_letters_never_keep_a_write_key() {
+        let body =
+            br#"{"batch": [{"type": "track", "writeKey": "wk_secret_0123456789", "event": "E"}]}"#;
+        let batch = SegmentBatch::parse(body);
+        let Ok(batch) = batch else {
+            panic!("{batch:?}")
+        };
+        let v = batch.validate(&arrival()).unwrap_or_default();
+        assert_eq!(reasons(&v), vec![(0, "wrong_workspace")]);
+        let kept = String::from_utf8_lossy(&v.dead_letters[0].raw).into_owned();
+        assert!(!kept.contains("wk_secret"), "{kept}");
+        assert!(kept.contains("\"event\":\"E\""), "{kept}");
+        assert_eq!(
+            without_write_key(b"[\"writeKey\"]"),
+            b"(withheld: the input mentioned writeKey and is not a JSON object)".to_vec()
+        );
+        assert_eq!(without_write_key(b"{\"a\":1}"), b"{\"a\":1}".to_vec());
     }
 
     #[test]
     fn a_broken_array_is_refused_whole() {
-        let refused = native(b"[{\"type\": ", &ARRIVAL);
+        let refused = native(b"[{\"type\": ", &arrival());
         assert_eq!(refused.err().map(|e| e.code()), Some("invalid_json"));
     }
 
@@ -277,11 +350,11 @@ mod tests {
             panic!("{batch:?}")
         };
         assert_eq!(batch.write_key.as_deref(), Some("k"));
-        let v = batch.validate(&ARRIVAL).unwrap_or_default();
+        let v = batch.validate(&arrival()).unwrap_or_default();
         assert_eq!(v.report.accepted, 2);
         assert_eq!(v.entries.len(), 1);
         assert_eq!(reasons(&v), vec![(2, "no_identifier"), (3, "too_large")]);
-        let missing = SegmentBatch::parse(b"{}").and_then(|b| b.validate(&ARRIVAL));
+        let missing = SegmentBatch::parse(b"{}").and_then(|b| b.validate(&arrival()));
         assert_eq!(
             missing.err().and_then(|e| e.field().map(str::to_owned)),
             Some("batch".into())

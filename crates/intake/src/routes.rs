@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use idfold_events::EventTime;
+use idfold_events::{EventTime, ReasonCode, Rejection};
 use idfold_producer::{PublishReport, Validated};
 use idfold_segment::SegmentCall;
 use serde_json::json;
@@ -52,6 +52,10 @@ struct Inner {
     writer: DurableWriter,
     readiness: Box<dyn Readiness>,
     slots: Arc<Semaphore>,
+    body_key_slots: Arc<Semaphore>,
+    /// The last readiness check and when it ran: `/readyz` answers from it
+    /// for a second, so probes cannot pile up blocking checks.
+    last_ready: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
 
 impl std::fmt::Debug for IntakeState {
@@ -75,6 +79,8 @@ impl IntakeState {
             writer,
             readiness,
             slots: Arc::new(Semaphore::new(limits.max_inflight_requests.max(1))),
+            body_key_slots: Arc::new(Semaphore::new((limits.max_inflight_requests / 4).max(1))),
+            last_ready: std::sync::Mutex::new(None),
         }))
     }
 }
@@ -83,14 +89,23 @@ pub fn router(state: IntakeState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/events", post(native_events))
-        .route("/v1/batch", post(segment_batch))
-        .route("/v1/import", post(segment_batch));
-    for call in SegmentCall::ALL {
+        .route("/v1/events", post(native_events));
+    // `/v1/b` is analytics.js's batch path.
+    for (path, source) in [
+        ("/v1/batch", "http:/v1/batch"),
+        ("/v1/import", "http:/v1/import"),
+        ("/v1/b", "http:/v1/batch"),
+    ] {
         router = router.route(
-            &format!("/v1/{}", call.as_str()),
-            post(move |state, headers, body| segment_single(call, state, headers, body)),
+            path,
+            post(move |State(state), headers, body| segment_batch(source, state, headers, body)),
         );
+    }
+    for call in SegmentCall::ALL {
+        let single = move |State(state), headers, body| segment_single(call, state, headers, body);
+        router = router
+            .route(&format!("/v1/{}", call.as_str()), post(single))
+            .route(short_path(call), post(single));
     }
     router
         .fallback(not_found)
@@ -128,15 +143,33 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<IntakeState>) -> Response {
-    let probe = state.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        if !probe.0.writer.is_running() {
-            return Err("the log writer has stopped".to_owned());
+    const FRESH: Duration = Duration::from_secs(1);
+    let cached = state
+        .0
+        .last_ready
+        .lock()
+        .ok()
+        .and_then(|last| last.clone())
+        .filter(|(at, _)| at.elapsed() < FRESH)
+        .map(|(_, result)| result);
+    let checked = match cached {
+        Some(result) => result,
+        None => {
+            let probe = state.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                if !probe.0.writer.is_running() {
+                    return Err("the log writer has stopped".to_owned());
+                }
+                probe.0.readiness.check()
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            if let Ok(mut last) = state.0.last_ready.lock() {
+                *last = Some((std::time::Instant::now(), result.clone()));
+            }
+            result
         }
-        probe.0.readiness.check()
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    };
     match checked {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(why) => (
@@ -172,20 +205,33 @@ fn error_answer(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// A slot for one request, or 503 when every slot is taken.
-fn take_slot(state: &IntakeState) -> Result<tokio::sync::OwnedSemaphorePermit, IntakeError> {
-    state
-        .0
-        .slots
-        .clone()
+/// A slot for one request, or 503 when every slot is taken. Requests that
+/// proved their key in the header use the main pool; requests whose key is
+/// only in the body (not known before the body is read) share a smaller
+/// one, so keyless clients cannot take every slot.
+fn take_slot(
+    state: &IntakeState,
+    authenticated: bool,
+) -> Result<tokio::sync::OwnedSemaphorePermit, IntakeError> {
+    let pool = if authenticated {
+        &state.0.slots
+    } else {
+        &state.0.body_key_slots
+    };
+    pool.clone()
         .try_acquire_owned()
         .map_err(|_| IntakeError::Overloaded)
 }
 
-/// The body, read within `limit`, and the workspace of the key in the
-/// `Authorization` header when there is one: checked before the body is
-/// read. Where the body cannot carry a key, a request without the header is
-/// refused before reading it too.
+/// A request's body and the workspace of the key in its `Authorization`
+/// header when there is one (checked before anything is read), holding its
+/// slot. Where the body cannot carry a key, no header is refused at once.
+struct Received<'s> {
+    from_header: Option<&'s str>,
+    bytes: Vec<u8>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 async fn receive<'s>(
     state: &'s IntakeState,
     headers: &HeaderMap,
@@ -193,14 +239,19 @@ async fn receive<'s>(
     body_may_hold_key: bool,
     limit: usize,
     what: &'static str,
-) -> Result<(Option<&'s str>, Vec<u8>), IntakeError> {
+) -> Result<Received<'s>, IntakeError> {
     let from_header = match authorization(headers) {
         Some(h) => Some(state.0.keys.authenticate(Some(h), None)?),
         None if body_may_hold_key => None,
         None => return Err(IntakeError::MissingWriteKey),
     };
+    let slot = take_slot(state, from_header.is_some())?;
     let bytes = read_body(body, headers.get(header::CONTENT_ENCODING), limit, what).await?;
-    Ok((from_header, bytes))
+    Ok(Received {
+        from_header,
+        bytes,
+        _slot: slot,
+    })
 }
 
 /// The header's workspace, else the one of the body's `writeKey`.
@@ -209,17 +260,26 @@ fn workspace<'s>(
     from_header: Option<&'s str>,
     body_key: Option<&str>,
 ) -> Result<&'s str, IntakeError> {
-    match from_header {
-        Some(workspace) => Ok(workspace),
-        None => state.0.keys.authenticate(None, body_key),
+    match (from_header, body_key) {
+        // A body may repeat the header's key, not name another.
+        (Some(workspace), Some(key)) if state.0.keys.lookup(key) != Some(workspace) => {
+            Err(IntakeError::Rejected(Rejection::new(
+                ReasonCode::WrongWorkspace,
+                Some("writeKey"),
+                "`writeKey` in the body is not a key of the workspace the Authorization header is for",
+            )))
+        }
+        (Some(workspace), _) => Ok(workspace),
+        (None, key) => state.0.keys.authenticate(None, key),
     }
 }
 
-fn arrival<'w>(workspace: &'w str, source: &'static str) -> Arrival<'w> {
+fn arrival<'w>(state: &'w IntakeState, workspace: &'w str, source: &'static str) -> Arrival<'w> {
     Arrival {
         workspace,
         received_at: now(),
         source,
+        keys: &state.0.keys,
     }
 }
 
@@ -228,8 +288,7 @@ async fn native_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
-    let _slot = take_slot(&state)?;
-    let (from_header, bytes) = receive(
+    let received = receive(
         &state,
         &headers,
         body,
@@ -238,18 +297,21 @@ async fn native_events(
         "a batch request",
     )
     .await?;
-    let workspace = workspace(&state, from_header, None)?;
-    let validated = items::native(&bytes, &arrival(workspace, "http:/v1/events"))?;
+    let workspace = workspace(&state, received.from_header, None)?;
+    let validated = items::native(
+        &received.bytes,
+        &arrival(&state, workspace, "http:/v1/events"),
+    )?;
     write_and_answer(&state, validated).await
 }
 
 async fn segment_batch(
-    State(state): State<IntakeState>,
+    source: &'static str,
+    state: IntakeState,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
-    let _slot = take_slot(&state)?;
-    let (from_header, bytes) = receive(
+    let received = receive(
         &state,
         &headers,
         body,
@@ -258,30 +320,41 @@ async fn segment_batch(
         "a batch request",
     )
     .await?;
-    let batch = SegmentBatch::parse(&bytes)?;
-    let workspace = workspace(&state, from_header, batch.write_key.as_deref())?;
-    let validated = batch.validate(&arrival(workspace, "http:/v1/batch"))?;
+    let batch = SegmentBatch::parse(&received.bytes)?;
+    let workspace = workspace(&state, received.from_header, batch.write_key.as_deref())?;
+    let validated = batch.validate(&arrival(&state, workspace, source))?;
     write_and_answer(&state, validated).await
 }
 
 async fn segment_single(
     call: SegmentCall,
-    State(state): State<IntakeState>,
+    state: IntakeState,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
-    let _slot = take_slot(&state)?;
-    let (from_header, bytes) =
-        receive(&state, &headers, body, true, MAX_EVENT_BYTES, "one event").await?;
-    let (message, body_key) = items::segment_message(&bytes)?;
-    let workspace = workspace(&state, from_header, body_key.as_deref())?;
-    let arrival = arrival(workspace, single_source(call));
-    let validated = items::segment_single(call, &message, &bytes, &arrival)?;
+    let received = receive(&state, &headers, body, true, MAX_EVENT_BYTES, "one event").await?;
+    let (message, body_key) = items::segment_message(&received.bytes)?;
+    let workspace = workspace(&state, received.from_header, body_key.as_deref())?;
+    let arrival = arrival(&state, workspace, single_source(call));
+    let validated = items::segment_single(call, &message, &received.bytes, &arrival)?;
     let report = write(&state, validated).await?;
     match report.rejected.into_iter().next() {
         // Dead-lettered, and the caller told why.
         Some((_, rejection)) => Err(IntakeError::Rejected(rejection)),
         None => Ok(Json(json!({"success": true})).into_response()),
+    }
+}
+
+/// analytics.js posts to `/t`, `/p`, `/i`, `/a`, `/g`, `/s` under its API
+/// host (`HOST/v1`), the call's first letter.
+fn short_path(call: SegmentCall) -> &'static str {
+    match call {
+        SegmentCall::Identify => "/v1/i",
+        SegmentCall::Track => "/v1/t",
+        SegmentCall::Page => "/v1/p",
+        SegmentCall::Screen => "/v1/s",
+        SegmentCall::Group => "/v1/g",
+        SegmentCall::Alias => "/v1/a",
     }
 }
 
@@ -297,11 +370,9 @@ fn single_source(call: SegmentCall) -> &'static str {
 }
 
 /// Makes the batch durable (accepted events and dead letters alike).
-async fn write(
-    state: &IntakeState,
-    mut validated: Validated,
-) -> Result<PublishReport, IntakeError> {
-    let report = std::mem::take(&mut validated.report);
+async fn write(state: &IntakeState, validated: Validated) -> Result<PublishReport, IntakeError> {
+    // The writer records the metrics from the report it is given.
+    let report = validated.report.clone();
     state.0.writer.write(validated).await?;
     Ok(report)
 }

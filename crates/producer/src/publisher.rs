@@ -52,7 +52,7 @@ impl Validated {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PublishReport {
     pub accepted: usize,
     /// (index in the batch, why), in input order.
