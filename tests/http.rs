@@ -692,3 +692,42 @@ fn on_kafka_every_event_answered_2xx_is_in_the_log_across_a_broker_stop_and_a_ki
         acknowledged.len()
     );
 }
+
+#[test]
+fn a_client_holding_a_request_open_cannot_keep_serve_from_stopping() {
+    use std::io::Write;
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(
+        &idfold,
+        &[
+            "--config",
+            config.to_str().expect("UTF-8"),
+            "--ack-timeout",
+            "1",
+        ],
+        &[],
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut held = std::net::TcpStream::connect(&address).expect("connects");
+    held.write_all(b"POST /v1/track HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request sent");
+    // A complete request on another connection still goes in meanwhile.
+    let reply = post(
+        &server.url("/v1/track"),
+        &[("Authorization", &basic(ACME_KEY))],
+        &track("held-1", json!({})),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let asked = Instant::now();
+    let log = stop_cleanly(server);
+    // The drain is --ack-timeout + 5 s.
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "took {:?}:\n{log}",
+        asked.elapsed()
+    );
+    drop(held);
+    let user = profile(&idfold, "acme", "--user-id", "u-1");
+    assert_eq!(user["track"]["Clicked"]["count"], 1);
+}
