@@ -46,18 +46,7 @@ impl KafkaTopics {
             bootstrap: bootstrap.to_owned(),
             prefix,
         };
-        let out = Command::new(BIN)
-            .arg("topics")
-            .args(topics.args())
-            .args(["--kafka-partitions", &partitions.to_string()])
-            .output()
-            .expect("idfold topics runs");
-        assert!(
-            out.status.success(),
-            "idfold topics failed (is the broker at {bootstrap} up?): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        topics.create_topics(partitions);
         topics
     }
 
@@ -181,13 +170,24 @@ impl KafkaTopics {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        self.create_topics(partitions);
+    }
+
+    /// `idfold topics` for this prefix.
+    fn create_topics(&self, partitions: u32) {
         let out = Command::new(BIN)
             .arg("topics")
             .args(self.args())
             .args(["--kafka-partitions", &partitions.to_string()])
             .output()
             .expect("idfold topics runs");
-        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.status.success(),
+            "idfold topics failed (is the broker at {} up?): {}{}",
+            self.bootstrap,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
