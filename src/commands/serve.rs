@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use idfold_access::{AccessConfig, WriteKeys};
 use idfold_intake::{
-    router, AccessConfig, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink,
-    SharedEventSink, WriteKeys,
+    router, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink, SharedEventSink,
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
 use idfold_projector::{BatchReport, Projector};

@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use idfold_access::AuthError;
 use idfold_events::{ReasonCode, Rejection};
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +122,16 @@ pub(crate) fn rejection_status(reason: ReasonCode) -> StatusCode {
     match reason {
         ReasonCode::WrongWorkspace => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<AuthError> for IntakeError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => IntakeError::MissingWriteKey,
+            AuthError::Invalid => IntakeError::InvalidWriteKey,
+            AuthError::Malformed(scheme) => IntakeError::BadAuthorization(scheme),
+        }
     }
 }
 

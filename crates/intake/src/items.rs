@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::access::WriteKeys;
 use crate::body::MAX_EVENT_BYTES;
 use crate::error::IntakeError;
+use idfold_access::WriteKeys;
 
 /// Who sent the items and when they arrived.
 #[derive(Debug, Clone, Copy)]

@@ -6,14 +6,12 @@
 //! (group-committed by one writer thread). When the log cannot keep up, or
 //! is down, the answer is 503 with Retry-After, and memory stays bounded.
 
-mod access;
 mod body;
 mod durable;
 mod error;
 mod items;
 mod routes;
 
-pub use access::{AccessConfig, AccessError, WorkspaceAccess, WriteKeys};
 pub use body::{MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 pub use durable::{DurableWriter, SharedDeadLetterSink, SharedEventSink};
 pub use error::IntakeError;

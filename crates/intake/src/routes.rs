@@ -16,11 +16,11 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::access::WriteKeys;
 use crate::body::{read_body, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 use crate::durable::DurableWriter;
 use crate::error::{rejection_status, IntakeError};
 use crate::items::{self, Arrival, SegmentBatch};
+use idfold_access::WriteKeys;
 
 /// Whether the log behind the server is reachable (`/readyz`). May block:
 /// it is called off the request threads.
@@ -270,7 +270,7 @@ fn workspace<'s>(
             )))
         }
         (Some(workspace), _) => Ok(workspace),
-        (None, key) => state.0.keys.authenticate(None, key),
+        (None, key) => Ok(state.0.keys.authenticate(None, key)?),
     }
 }
 
