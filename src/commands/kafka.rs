@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use idfold_kafka::{FoldStage, KafkaSettings, RawStage, RunMode, Watermarks};
+use idfold_log::DataDir;
 use idfold_projector::Projector;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -84,7 +85,13 @@ pub fn run(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    follow(&settings, data, fold, stages, &stop)?;
+    // Only the fold stage keeps state: a producer-only run leaves the
+    // directory to others.
+    let dir = match stages {
+        Stages::All | Stages::Fold => Some(data.open()?),
+        Stages::Producer => None,
+    };
+    follow(&settings, dir.as_ref(), fold, stages, &stop)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -92,7 +99,7 @@ pub fn run(
 /// raised: the raw stage on a thread of its own, the fold on this one.
 pub fn follow(
     settings: &KafkaSettings,
-    data: &DataArgs,
+    dir: Option<&DataDir>,
     fold: &FoldArgs,
     stages: Stages,
     stop: &Arc<AtomicBool>,
@@ -104,7 +111,7 @@ pub fn follow(
         brokers = %settings.bootstrap,
         raw = ?settings.topics.raw,
         events = %settings.topics.events,
-        data = %data.data.display(),
+        data = ?dir.map(DataDir::path),
         "following Kafka; Ctrl-C or SIGTERM stops after the current batch"
     );
     let producer = if with_producer {
@@ -127,8 +134,8 @@ pub fn follow(
         None
     };
     let folded = if with_fold {
-        let dir = data.open()?;
-        let projector = Projector::open(&dir, options(fold))?;
+        let dir = dir.context("the fold stage needs a data directory")?;
+        let projector = Projector::open(dir, options(fold))?;
         let outcome = FoldStage::new(settings, projector, batch).and_then(|stage| {
             stage.run(RunMode::Follow, stop, |total| {
                 tracing::info!(

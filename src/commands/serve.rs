@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use idfold_access::{AccessConfig, WriteKeys};
+use idfold_access::{AccessConfig, ReadTokens, WriteKeys};
 use idfold_intake::{
     router, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink, SharedEventSink,
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
-use idfold_projector::{BatchReport, Projector};
+use idfold_projector::{BatchReport, Projector, StateStore};
+use idfold_read_api::ReadState;
 use rand::Rng;
 
 use super::fold::{options, summary, EMBEDDED_LOG};
@@ -54,8 +55,25 @@ pub struct ServeArgs {
     pub stages: Stages,
 }
 
-/// The write keys, and whether they are the generated development one.
-fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Option<String>)> {
+/// Who may write and read what: from the configuration, or, with none,
+/// a generated development key and token for workspace `dev`.
+struct Access {
+    write_keys: WriteKeys,
+    read_tokens: ReadTokens,
+    workspaces: Vec<String>,
+    /// (write key, read token), printed at start in development mode.
+    development: Option<(String, String)>,
+}
+
+fn random_secret(prefix: &str) -> String {
+    let mut rng = rand::thread_rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!("{prefix}{hex}")
+}
+
+fn access(args: &ServeArgs) -> anyhow::Result<Access> {
     let mut config = match &args.config {
         Some(path) => AccessConfig::from_file(path)?,
         None => AccessConfig::default(),
@@ -63,21 +81,28 @@ fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Optio
     if let Ok(entries) = std::env::var("IDFOLD_WRITE_KEYS") {
         config.add_env_keys(&entries)?;
     }
-    let keys = config.write_keys()?;
-    if keys.is_empty() && !config.workspaces.is_empty() {
+    if let Ok(entries) = std::env::var("IDFOLD_READ_TOKENS") {
+        config.add_env_read_tokens(&entries)?;
+    }
+    let write_keys = config.write_keys()?;
+    if write_keys.is_empty() && !config.workspaces.is_empty() {
         anyhow::bail!(
             "the configuration lists workspaces ({}) but no write keys: add `write_keys` \
              to them, or leave them out to serve the development workspace on loopback",
             config.workspace_ids().join(", ")
         );
     }
-    if !keys.is_empty() {
-        let workspaces = config
-            .workspace_ids()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        return Ok((keys, workspaces, None));
+    if !write_keys.is_empty() {
+        return Ok(Access {
+            read_tokens: config.read_tokens()?,
+            write_keys,
+            workspaces: config
+                .workspace_ids()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            development: None,
+        });
     }
     if !args.listen.ip().is_loopback() {
         anyhow::bail!(
@@ -86,18 +111,16 @@ fn write_keys(args: &ServeArgs) -> anyhow::Result<(WriteKeys, Vec<String>, Optio
             args.listen
         );
     }
-    let mut rng = rand::thread_rng();
-    let dev_key: String = (0..32)
-        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
-        .collect();
-    let dev_key = format!("idfold_dev_{dev_key}");
+    let (key, token) = (random_secret("idfold_dev_"), random_secret("idfold_read_"));
     let mut dev = AccessConfig::default();
-    dev.add_env_keys(&format!("{DEV_WORKSPACE}:{dev_key}"))?;
-    Ok((
-        dev.write_keys()?,
-        vec![DEV_WORKSPACE.to_owned()],
-        Some(dev_key),
-    ))
+    dev.add_env_keys(&format!("{DEV_WORKSPACE}:{key}"))?;
+    dev.add_env_read_tokens(&format!("{DEV_WORKSPACE}:{token}"))?;
+    Ok(Access {
+        write_keys: dev.write_keys()?,
+        read_tokens: dev.read_tokens()?,
+        workspaces: vec![DEV_WORKSPACE.to_owned()],
+        development: Some((key, token)),
+    })
 }
 
 struct AlwaysReady;
@@ -124,7 +147,7 @@ pub fn run(
     fold: &FoldArgs,
     args: &ServeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (keys, workspaces, dev_key) = write_keys(args)?;
+    let access = access(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -134,6 +157,12 @@ pub fn run(
     let address = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
+    // The fold's state, read by the read API while the fold writes it.
+    let dir = data.open()?;
+    let reads = ReadState::new(access.read_tokens.clone(), StateStore::open(&dir)?);
+    let limits = Limits {
+        max_inflight_requests: args.max_inflight_requests,
+    };
 
     // The log the server writes to, and the pipeline that follows it.
     let (writer, writer_thread, pipeline, log_name): (
@@ -143,7 +172,6 @@ pub fn run(
         String,
     ) = match kafka.settings() {
         None => {
-            let dir = data.open()?;
             let log = Arc::new(EmbeddedLog::open(&dir)?);
             let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
             let projector = Projector::open(&dir, options(fold))?;
@@ -157,12 +185,10 @@ pub fn run(
                 .name("fold".into())
                 .spawn(move || fold_embedded(&log, projector, &stop))?;
             let state = IntakeState::new(
-                keys,
+                access.write_keys.clone(),
                 writer,
                 Box::new(AlwaysReady),
-                Limits {
-                    max_inflight_requests: args.max_inflight_requests,
-                },
+                limits,
             );
             (
                 state,
@@ -187,10 +213,7 @@ pub fn run(
                 "Kafka at {} (canonical log {}, dead letters {})",
                 settings.bootstrap, settings.topics.events, settings.topics.dead_letters
             );
-            let follow_data = DataArgs {
-                data: data.data.clone(),
-                lock_wait: data.lock_wait,
-            };
+            let follow_dir = dir.clone();
             let follow_fold = FoldArgs {
                 batch_size: fold.batch_size,
                 max_resident_events: fold.max_resident_events,
@@ -200,34 +223,37 @@ pub fn run(
             let pipeline = std::thread::Builder::new()
                 .name("stages".into())
                 .spawn(move || {
-                    let outcome =
-                        super::kafka::follow(&settings, &follow_data, &follow_fold, stages, &stop);
+                    let outcome = super::kafka::follow(
+                        &settings,
+                        Some(&follow_dir),
+                        &follow_fold,
+                        stages,
+                        &stop,
+                    );
                     // However the stages end, the server stops with them.
                     stop.store(true, Ordering::SeqCst);
                     outcome
                 })?;
             let state = IntakeState::new(
-                keys,
+                access.write_keys.clone(),
                 writer,
                 Box::new(KafkaReadiness(kafka_writer)),
-                Limits {
-                    max_inflight_requests: args.max_inflight_requests,
-                },
+                limits,
             );
             (state, writer_thread, pipeline, log_name)
         }
     };
 
     eprintln!("listening on http://{address}");
-    tracing::info!(%address, log = %log_name, workspaces = ?workspaces, "serving");
-    if let Some(key) = &dev_key {
+    tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
+    if let Some((key, token)) = &access.development {
         eprintln!(
             "no write keys configured: serving workspace `{DEV_WORKSPACE}` on loopback only; \
-             development write key: {key}"
+             development write key: {key} read token: {token}"
         );
     }
 
-    let app = router(writer);
+    let app = router(writer).merge(idfold_read_api::router(reads));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that
     // holds a request open cannot keep the process from stopping.

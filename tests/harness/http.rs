@@ -17,6 +17,8 @@ pub struct Server {
     pub base: String,
     /// The generated development key, when serve runs without keys.
     pub dev_key: Option<String>,
+    /// The generated development read token, likewise.
+    pub dev_read_token: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -52,6 +54,7 @@ impl Server {
             child: Some(child),
             base: String::new(),
             dev_key: None,
+            dev_read_token: None,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -62,6 +65,10 @@ impl Server {
                 server.dev_key = log
                     .split_whitespace()
                     .find(|w| w.starts_with("idfold_dev_"))
+                    .map(str::to_owned);
+                server.dev_read_token = log
+                    .split_whitespace()
+                    .find(|w| w.starts_with("idfold_read_"))
                     .map(str::to_owned);
                 return server;
             }

@@ -1,0 +1,94 @@
+//! Every way a read can fail, with its stable code, mapped to HTTP statuses
+//! in one place.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use idfold_access::AuthError;
+use idfold_projector::ProjectorError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("no read token: send `Authorization: Bearer TOKEN`")]
+    MissingToken,
+    #[error("the read token is not valid")]
+    InvalidToken,
+    #[error("the `Authorization` header is not valid Bearer credentials")]
+    BadAuthorization,
+    /// Said the same whether the workspace exists or not.
+    #[error("this read token is not for workspace {0}")]
+    OtherWorkspace(String),
+    #[error("`{field}` {message}")]
+    BadParameter {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no {0} in this workspace")]
+    NotFound(&'static str),
+    #[error("the store could not be read; try again")]
+    Store(#[from] ProjectorError),
+}
+
+impl From<AuthError> for ReadError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => ReadError::MissingToken,
+            AuthError::Invalid => ReadError::InvalidToken,
+            AuthError::Malformed(_) => ReadError::BadAuthorization,
+        }
+    }
+}
+
+impl ReadError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReadError::MissingToken => "missing_token",
+            ReadError::InvalidToken => "invalid_token",
+            ReadError::BadAuthorization => "invalid_authorization",
+            ReadError::OtherWorkspace(_) => "forbidden",
+            ReadError::BadParameter { .. } => "invalid_parameter",
+            ReadError::NotFound(_) => "not_found",
+            ReadError::Store(_) => "store_unavailable",
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ReadError::MissingToken | ReadError::InvalidToken | ReadError::BadAuthorization => {
+                Some("Authorization")
+            }
+            ReadError::BadParameter { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ReadError::MissingToken | ReadError::InvalidToken | ReadError::BadAuthorization => {
+                StatusCode::UNAUTHORIZED
+            }
+            ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
+            ReadError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ReadError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReadError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ReadError {
+    fn into_response(self) -> Response {
+        if let ReadError::Store(error) = &self {
+            tracing::warn!(%error, "a read of the store failed");
+        }
+        let message = self.to_string();
+        let body = serde_json::json!({
+            "error": {"code": self.code(), "field": self.field(), "message": message},
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if matches!(self, ReadError::Store(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,12 @@
+//! The read side over HTTP: a workspace's MAU by month or range and its
+//! profiles, looked up by any identifier, read straight from the fold's
+//! sled state while it keeps folding. Every route is per workspace, behind
+//! a read token of that workspace.
+
+mod error;
+mod mau;
+mod profiles;
+mod routes;
+
+pub use error::ReadError;
+pub use routes::{router, ReadState};

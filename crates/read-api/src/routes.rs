@@ -1,0 +1,122 @@
+//! The read routes. Each checks the read token against the path's
+//! workspace first: a token of another workspace learns nothing of it, not
+//! even whether an id exists there.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::routing::get;
+use axum::{Json, Router};
+use idfold_access::ReadTokens;
+use idfold_projector::StateStore;
+use serde_json::{json, Value};
+
+use crate::error::ReadError;
+use crate::mau::{month_query, MonthQuery};
+use crate::profiles::{answer, lookup_identifier, path_identifier};
+
+#[derive(Clone)]
+pub struct ReadState(Arc<Inner>);
+
+struct Inner {
+    tokens: ReadTokens,
+    store: StateStore,
+}
+
+impl std::fmt::Debug for ReadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadState")
+            .field("tokens", &self.0.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadState {
+    pub fn new(tokens: ReadTokens, store: StateStore) -> ReadState {
+        ReadState(Arc::new(Inner { tokens, store }))
+    }
+
+    /// The path's workspace, if the request's token is one of its tokens.
+    fn authorize(&self, headers: &HeaderMap, workspace: &str) -> Result<(), ReadError> {
+        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let allowed = self.0.tokens.workspace(authorization)?;
+        if allowed == workspace {
+            Ok(())
+        } else {
+            Err(ReadError::OtherWorkspace(workspace.to_owned()))
+        }
+    }
+}
+
+pub fn router(state: ReadState) -> Router {
+    Router::new()
+        .route("/v1/workspaces/{workspace}/mau", get(mau))
+        .route(
+            "/v1/workspaces/{workspace}/profiles/lookup",
+            get(profile_lookup),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/profiles/{id}",
+            get(profile_by_id),
+        )
+        .with_state(state)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
+    params.get(name).map(String::as_str)
+}
+
+async fn mau(
+    State(state): State<ReadState>,
+    Path(workspace): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let store = &state.0.store;
+    match month_query(
+        param(&params, "month"),
+        param(&params, "from"),
+        param(&params, "to"),
+    )? {
+        MonthQuery::One(month) => Ok(Json(json!(store.mau_row(&workspace, month)?))),
+        MonthQuery::Range(months) => {
+            let rows = months
+                .into_iter()
+                .map(|month| store.mau_row(&workspace, month))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Json(json!({ "rows": rows })))
+        }
+    }
+}
+
+async fn profile_lookup(
+    State(state): State<ReadState>,
+    Path(workspace): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let asked = lookup_identifier(
+        param(&params, "user_id"),
+        param(&params, "email"),
+        param(&params, "anonymous_id"),
+    )?;
+    let found = state.0.store.lookup(&workspace, &asked)?;
+    Ok(Json(answer(&asked, found)?))
+}
+
+async fn profile_by_id(
+    State(state): State<ReadState>,
+    Path((workspace, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let asked = path_identifier(&id)?;
+    let found = state.0.store.lookup(&workspace, &asked)?;
+    Ok(Json(answer(&asked, found)?))
+}

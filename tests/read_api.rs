@@ -1,0 +1,203 @@
+//! The read API of `idfold serve`, while it folds: MAU by month and range,
+//! profiles by any identifier, the same answers the CLI gives from the same
+//! events folded apart, and read tokens that open one workspace only.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::http::{agent, basic, post, request, Reply, Server};
+use harness::{fixture, Idfold};
+use serde_json::{json, Value};
+
+const TOKENS: [(&str, &str); 2] = [
+    ("acme", "rt_acme_test_0123456789"),
+    ("globex", "rt_globex_test_0123456789"),
+];
+const KEYS: [(&str, &str); 2] = [
+    ("acme", "wk_acme_test_0123456789"),
+    ("globex", "wk_globex_test_0123456789"),
+];
+
+fn read(server: &Server, path: &str, token: Option<&str>) -> Reply {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    request(&agent(), "GET", &server.url(path), &headers, b"")
+}
+
+fn token(workspace: &str) -> &'static str {
+    TOKENS
+        .iter()
+        .find(|(w, _)| *w == workspace)
+        .map(|(_, t)| *t)
+        .expect("a token")
+}
+
+/// The sample's events, each workspace's sent with its own key as NDJSON.
+fn send_sample(server: &Server) {
+    let text = std::fs::read_to_string(fixture("sample.ndjson")).expect("fixture");
+    for (workspace, key) in KEYS {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
+            .collect();
+        assert!(!lines.is_empty());
+        let reply = post(
+            &server.url("/v1/events"),
+            &[("Authorization", &basic(key))],
+            lines.join("\n").as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+}
+
+/// The same file through the CLI on a directory of its own.
+fn folded_apart() -> Idfold {
+    let idfold = Idfold::new();
+    idfold.ingest(&fixture("sample.ndjson"));
+    idfold.fold();
+    idfold
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspace() {
+    let expected = folded_apart();
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
+    send_sample(&server);
+
+    for (workspace, _) in TOKENS {
+        // A range a month wider on each side: months without activity are zeros.
+        let rows: Vec<Value> = expected
+            .json("mau", &["--workspace", workspace, "--json"])
+            .as_array()
+            .expect("rows")
+            .clone();
+        let zero = |month: &str| json!({"workspace_id": workspace, "month": month, "identified": 0, "anonymous": 0, "total": 0});
+        let mut wanted = vec![zero("2025-12")];
+        for month in ["2026-01", "2026-02"] {
+            wanted.push(
+                rows.iter()
+                    .find(|r| r["month"] == month)
+                    .cloned()
+                    .unwrap_or_else(|| zero(month)),
+            );
+        }
+        wanted.push(zero("2026-03"));
+        let path = format!("/v1/workspaces/{workspace}/mau?from=2025-12&to=2026-03");
+        let mut last = Value::Null;
+        wait_for("the fold to reach the API", || {
+            last = read(&server, &path, Some(token(workspace))).body;
+            last["rows"] == json!(wanted)
+        });
+        let one = read(
+            &server,
+            &format!("/v1/workspaces/{workspace}/mau?month=2026-01"),
+            Some(token(workspace)),
+        );
+        assert_eq!((one.status, one.body.clone()), (200, wanted[1].clone()));
+    }
+
+    // Profiles: a device that resolves to a user answers the user, saying so.
+    let by_device = expected.json(
+        "profile",
+        &[
+            "--workspace",
+            "acme",
+            "--anonymous-id",
+            "device-1",
+            "--json",
+        ],
+    );
+    let reply = read(
+        &server,
+        "/v1/workspaces/acme/profiles/lookup?anonymous_id=device-1",
+        Some(token("acme")),
+    );
+    assert_eq!((reply.status, &reply.body), (200, &by_device));
+    let id = by_device["id"].as_str().expect("an id").to_owned();
+    let direct = expected.json(
+        "profile",
+        &[
+            "--workspace",
+            "acme",
+            "--user-id",
+            id.trim_start_matches("user:"),
+            "--json",
+        ],
+    );
+    let reply = read(
+        &server,
+        &format!("/v1/workspaces/acme/profiles/{}", id.replace(':', "%3A")),
+        Some(token("acme")),
+    );
+    assert_eq!((reply.status, &reply.body), (200, &direct));
+    assert!(reply.body.get("resolved_from").is_none());
+
+    // Errors, each with its code and field.
+    let code = |r: &Reply| {
+        (
+            r.status,
+            r.body["error"]["code"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let missing = read(&server, "/v1/workspaces/acme/mau?month=2026-01", None);
+    assert_eq!(code(&missing), (401, "missing_token".into()));
+    let write_key = read(
+        &server,
+        "/v1/workspaces/acme/mau?month=2026-01",
+        Some(KEYS[0].1),
+    );
+    assert_eq!(
+        code(&write_key),
+        (401, "invalid_token".into()),
+        "a write key does not read"
+    );
+    // Another workspace's token learns nothing, not even whether an id exists.
+    for path in [
+        "/v1/workspaces/acme/mau?month=2026-01",
+        "/v1/workspaces/acme/profiles/lookup?anonymous_id=device-1",
+        "/v1/workspaces/acme/profiles/user:nobody-at-all",
+        "/v1/workspaces/no-such-workspace/mau?month=2026-01",
+    ] {
+        let other = read(&server, path, Some(token("globex")));
+        assert_eq!(code(&other), (403, "forbidden".into()), "{path}");
+    }
+    let unknown = read(
+        &server,
+        "/v1/workspaces/acme/profiles/lookup?user_id=nobody-at-all",
+        Some(token("acme")),
+    );
+    assert_eq!(code(&unknown), (404, "not_found".into()));
+    for (path, field) in [
+        ("/v1/workspaces/acme/mau?month=2026-13", "month"),
+        ("/v1/workspaces/acme/mau", "month"),
+        ("/v1/workspaces/acme/mau?from=2026-03&to=2026-01", "from"),
+        (
+            "/v1/workspaces/acme/profiles/lookup?user_id=a&email=b@c.de",
+            "user_id",
+        ),
+        ("/v1/workspaces/acme/profiles/nobody", "id"),
+    ] {
+        let bad = read(&server, path, Some(token("acme")));
+        assert_eq!(code(&bad), (400, "invalid_parameter".into()), "{path}");
+        assert_eq!(bad.body["error"]["field"], field, "{path}");
+    }
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    for (_, secret) in TOKENS {
+        assert!(!log.contains(secret), "a read token reached the log");
+    }
+}
