@@ -213,6 +213,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Survey responses of a workspace (or of one profile), as NDJSON or CSV.
+    Responses {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        query: commands::query::ResponsesArgs,
+    },
     /// Every profile, then every MAU row, as NDJSON (byte-identical for identical state).
     Export {
         #[command(flatten)]
@@ -305,6 +314,11 @@ fn main() -> ExitCode {
             id,
             json,
         } => commands::query::profile(&data, &workspace, &id, json),
+        Command::Responses {
+            data,
+            workspace,
+            query,
+        } => commands::query::responses(&data, &workspace, &query),
         Command::Export { data, workspace } => commands::query::export(&data, workspace.as_deref()),
         Command::Dlq { data, kafka, json } => match kafka.settings() {
             Some(_) => commands::kafka::dlq(&kafka, json),

@@ -201,3 +201,212 @@ fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspa
         assert!(!log.contains(secret), "a read token reached the log");
     }
 }
+
+/// A survey response as a native event.
+fn response(i: usize) -> String {
+    json!({
+        "type": "survey", "message_id": format!("resp-{i}"),
+        "timestamp": format!("2026-03-{:02}T10:00:00Z", 1 + i % 28),
+        "user_id": format!("u-{}", i % 5), "anonymous_id": format!("d-{}", i % 5),
+        "survey_id": format!("s{}", i % 3), "action": "responded", "response_id": format!("r-{i:03}"),
+        "answers": {"score": i % 11, "comment": format!("ok, \"great\" #{i}")},
+    })
+    .to_string()
+}
+
+fn send(server: &Server, events: &[String]) {
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(KEYS[0].1))],
+        events.join("\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// Every page of `path` (a query string included), following next_cursor.
+fn every_page(server: &Server, path: &str, during: &mut dyn FnMut(usize)) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    for n in 0.. {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let reply = read(server, &url, Some(token("acme")));
+        assert_eq!(reply.status, 200, "{reply:?}");
+        rows.extend(
+            reply.body["responses"]
+                .as_array()
+                .expect("responses")
+                .iter()
+                .cloned(),
+        );
+        during(n);
+        match reply.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    rows
+}
+
+#[test]
+fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_csv() {
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
+    let first: Vec<String> = (0..60).map(response).collect();
+    send(&server, &first);
+    wait_for("60 responses folded", || {
+        read(
+            &server,
+            "/v1/workspaces/acme/responses?limit=1000",
+            Some(token("acme")),
+        )
+        .body["responses"]
+            .as_array()
+            .is_some_and(|r| r.len() == 60)
+    });
+
+    // Page by 7 while new responses keep arriving, before and after the cursor.
+    let mut more = 60;
+    let rows = every_page(
+        &server,
+        "/v1/workspaces/acme/responses?limit=7",
+        &mut |_| {
+            send(&server, &[response(more)]);
+            more += 1;
+        },
+    );
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r["survey_id"], r["response_id"]))
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "a response was listed twice");
+    for i in 0..60 {
+        let id = format!("r-{i:03}");
+        assert!(
+            rows.iter().any(|r| r["response_id"] == id.as_str()),
+            "{id} was skipped"
+        );
+    }
+
+    // From here on nothing arrives: wait until everything sent is folded.
+    wait_for("every response folded", || {
+        read(&server, "/v1/workspaces/acme/responses?limit=1000", Some(token("acme"))).body["responses"]
+            .as_array()
+            .is_some_and(|r| r.len() == more)
+    });
+
+    // Filters: one survey, a time window.
+    let s1 = every_page(
+        &server,
+        "/v1/workspaces/acme/responses?survey_id=s1&from=2026-03-01&to=2026-03-08&limit=5",
+        &mut |_| {},
+    );
+    assert!(!s1.is_empty());
+    assert!(s1.iter().all(
+        |r| r["survey_id"] == "s1" && r["timestamp"].as_str().is_some_and(|t| t < "2026-03-08")
+    ));
+
+    // A device's responses are its user's.
+    let of_user = every_page(
+        &server,
+        "/v1/workspaces/acme/profiles/user:u-1/responses?limit=4",
+        &mut |_| {},
+    );
+    let of_device = every_page(
+        &server,
+        "/v1/workspaces/acme/profiles/anonymous:d-1/responses?limit=4",
+        &mut |_| {},
+    );
+    assert!(!of_user.is_empty());
+    assert_eq!(of_user, of_device);
+
+    // CSV, read back by Python's csv module: the same rows, a column per answer key.
+    let auth = format!("Bearer {}", token("acme"));
+    let csv = agent()
+        .get(&server.url("/v1/workspaces/acme/responses?survey_id=s2&limit=1000"))
+        .set("Authorization", &auth)
+        .set("Accept", "text/csv")
+        .call()
+        .expect("CSV answer");
+    assert!(csv.content_type().starts_with("text/csv"));
+    let text = csv.into_string().expect("text");
+    let parsed = parse_csv(&text);
+    let json_rows = every_page(
+        &server,
+        "/v1/workspaces/acme/responses?survey_id=s2&limit=1000",
+        &mut |_| {},
+    );
+    assert_eq!(parsed.len(), json_rows.len());
+    for (csv_row, json_row) in parsed.iter().zip(&json_rows) {
+        assert_eq!(csv_row["response_id"], json_row["response_id"]);
+        assert_eq!(csv_row["comment"], json_row["answers"]["comment"]);
+        assert_eq!(csv_row["score"], json_row["answers"]["score"].to_string());
+    }
+    let bad = read(
+        &server,
+        "/v1/workspaces/acme/responses?cursor=nope",
+        Some(token("acme")),
+    );
+    assert_eq!(
+        (bad.status, bad.body["error"]["field"].clone()),
+        (400, json!("cursor"))
+    );
+    let bad = read(
+        &server,
+        "/v1/workspaces/acme/responses?limit=0",
+        Some(token("acme")),
+    );
+    assert_eq!(
+        (bad.status, bad.body["error"]["field"].clone()),
+        (400, json!("limit"))
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+
+    // The CLI lists the same responses.
+    let cli = idfold.ok(
+        "responses",
+        &["--workspace", "acme", "--survey-id", "s2", "--csv"],
+    );
+    let from_cli = parse_csv(&cli);
+    assert_eq!(
+        from_cli.len(),
+        (0..more).filter(|i| i % 3 == 2).count(),
+        "every s2 response sent, folded by the clean stop"
+    );
+    for row in &json_rows {
+        assert!(from_cli
+            .iter()
+            .any(|c| c["response_id"] == row["response_id"]));
+    }
+}
+
+/// Rows of a CSV text as maps, parsed by Python's csv module.
+fn parse_csv(text: &str) -> Vec<serde_json::Map<String, Value>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("written");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(out.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    rows.into_iter()
+        .filter_map(|r| r.as_object().cloned())
+        .collect()
+}

@@ -128,6 +128,77 @@ pub fn profile(
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, Args)]
+pub struct ResponsesArgs {
+    /// Only this survey's responses.
+    #[arg(long)]
+    survey_id: Option<String>,
+    /// From this date (YYYY-MM-DD) or RFC 3339 time, inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// Until this date or time, exclusive.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only the responses of this profile (`user:ID`, `email:ADDRESS`,
+    /// `anonymous:ID`; a device or email that resolves to a user gives the user's).
+    #[arg(long)]
+    profile: Option<String>,
+    /// CSV (one column per answer key) instead of NDJSON.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// `idfold responses`: what `GET .../responses` pages through, all at once.
+pub fn responses(
+    data: &DataArgs,
+    workspace: &str,
+    args: &ResponsesArgs,
+) -> anyhow::Result<ExitCode> {
+    let time = |field, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| idfold_read_api::time_param(field, t))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--{field}: {e}"))
+    };
+    let filter = idfold_read_api::ResponseFilter {
+        survey_id: args.survey_id.clone(),
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+    };
+    let dir = data.open_existing()?;
+    let store = StateStore::open(&dir)?;
+    note_unfolded(&dir, &store)?;
+    let mut rows = Vec::new();
+    match &args.profile {
+        Some(text) => {
+            let id = Identifier::parse(text).with_context(|| {
+                format!("--profile must be user:ID, email:ADDRESS or anonymous:ID, not {text:?}")
+            })?;
+            let Some((_, profile)) = store.lookup(workspace, &id)? else {
+                eprintln!("no profile for {id} in workspace {workspace}");
+                return Ok(ExitCode::from(2));
+            };
+            rows.extend(idfold_read_api::responses_of(&profile, &filter));
+        }
+        None => {
+            for profile in store.profiles(Some(workspace)) {
+                rows.extend(idfold_read_api::responses_of(&profile?, &filter));
+            }
+        }
+    }
+    let (rows, _) = idfold_read_api::page(rows, None, usize::MAX);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.csv {
+        out.write_all(&idfold_read_api::to_csv(&rows)?)?;
+    } else {
+        for row in &rows {
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn export(data: &DataArgs, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
     let dir = data.open_existing()?;
     let store = StateStore::open(&dir)?;

@@ -251,6 +251,20 @@ impl StateStore {
             .collect()
     }
 
+    /// Every profile's JSON, sorted by workspace then id; all workspaces
+    /// when `None`.
+    pub fn profiles(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<Value, ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(PROFILE, workspace_id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))
+            })
+    }
+
     /// `idfold export`: every profile, then every MAU row, as NDJSON sorted
     /// by workspace then id / month, object keys sorted.
     pub fn export(
@@ -259,12 +273,8 @@ impl StateStore {
         out: &mut dyn Write,
     ) -> Result<(), ProjectorError> {
         let io = ProjectorError::Output;
-        for entry in self
-            .tree
-            .scan_prefix(workspace_prefix(PROFILE, workspace_id))
-        {
-            let (k, v) = entry?;
-            let mut profile: Value = serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
+        for profile in self.profiles(workspace_id) {
+            let mut profile = profile?;
             if let Value::Object(map) = &mut profile {
                 map.insert("record".into(), Value::from("profile"));
             }

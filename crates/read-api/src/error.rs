@@ -26,6 +26,8 @@ pub enum ReadError {
     NotFound(&'static str),
     #[error("the store could not be read; try again")]
     Store(#[from] ProjectorError),
+    #[error("the answer could not be written: {0}")]
+    Output(String),
 }
 
 impl From<AuthError> for ReadError {
@@ -48,6 +50,7 @@ impl ReadError {
             ReadError::BadParameter { .. } => "invalid_parameter",
             ReadError::NotFound(_) => "not_found",
             ReadError::Store(_) => "store_unavailable",
+            ReadError::Output(_) => "internal",
         }
     }
 
@@ -70,6 +73,7 @@ impl ReadError {
             ReadError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
             ReadError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -6,7 +6,9 @@
 mod error;
 mod mau;
 mod profiles;
+mod responses;
 mod routes;
 
 pub use error::ReadError;
+pub use responses::{page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow};
 pub use routes::{router, ReadState};

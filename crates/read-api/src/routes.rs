@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use idfold_access::ReadTokens;
@@ -16,6 +17,9 @@ use serde_json::{json, Value};
 use crate::error::ReadError;
 use crate::mau::{month_query, MonthQuery};
 use crate::profiles::{answer, lookup_identifier, path_identifier};
+use crate::responses::{
+    limit_param, page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow,
+};
 
 #[derive(Clone)]
 pub struct ReadState(Arc<Inner>);
@@ -60,6 +64,11 @@ pub fn router(state: ReadState) -> Router {
         .route(
             "/v1/workspaces/{workspace}/profiles/{id}",
             get(profile_by_id),
+        )
+        .route("/v1/workspaces/{workspace}/responses", get(responses))
+        .route(
+            "/v1/workspaces/{workspace}/profiles/{id}/responses",
+            get(profile_responses),
         )
         .with_state(state)
 }
@@ -119,4 +128,85 @@ async fn profile_by_id(
     let asked = path_identifier(&id)?;
     let found = state.0.store.lookup(&workspace, &asked)?;
     Ok(Json(answer(&asked, found)?))
+}
+
+/// The filter, cursor and page size of a responses request.
+fn response_query(
+    params: &Params,
+    with_filter: bool,
+) -> Result<(ResponseFilter, Option<Cursor>, usize), ReadError> {
+    let filter = if with_filter {
+        ResponseFilter {
+            survey_id: param(params, "survey_id").map(str::to_owned),
+            from: param(params, "from")
+                .map(|t| time_param("from", t))
+                .transpose()?,
+            to: param(params, "to")
+                .map(|t| time_param("to", t))
+                .transpose()?,
+        }
+    } else {
+        ResponseFilter::default()
+    };
+    let cursor = param(params, "cursor").map(Cursor::decode).transpose()?;
+    Ok((filter, cursor, limit_param(param(params, "limit"))?))
+}
+
+/// JSON by default; CSV for `Accept: text/csv`, with the next page's
+/// cursor in `X-Next-Cursor`.
+fn responses_answer(
+    headers: &HeaderMap,
+    rows: Vec<ResponseRow>,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> Result<Response, ReadError> {
+    let (rows, next) = page(rows, cursor, limit);
+    let next = next.map(|c| c.encode());
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if !wants_csv {
+        return Ok(Json(json!({"responses": rows, "next_cursor": next})).into_response());
+    }
+    let body = to_csv(&rows).map_err(|e| ReadError::Output(e.to_string()))?;
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert("x-next-cursor", next);
+    }
+    Ok(response)
+}
+
+async fn responses(
+    State(state): State<ReadState>,
+    Path(workspace): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let (filter, cursor, limit) = response_query(&params, true)?;
+    let mut rows = Vec::new();
+    for profile in state.0.store.profiles(Some(&workspace)) {
+        rows.extend(responses_of(&profile?, &filter));
+    }
+    responses_answer(&headers, rows, cursor.as_ref(), limit)
+}
+
+async fn profile_responses(
+    State(state): State<ReadState>,
+    Path((workspace, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let (filter, cursor, limit) = response_query(&params, false)?;
+    let asked = path_identifier(&id)?;
+    let found = state.0.store.lookup(&workspace, &asked)?;
+    let profile = answer(&asked, found)?;
+    responses_answer(
+        &headers,
+        responses_of(&profile, &filter),
+        cursor.as_ref(),
+        limit,
+    )
 }
