@@ -178,7 +178,9 @@ fn profile_lookups_follow_links_to_the_user() {
     );
     assert_eq!(
         alice["surveys"]["nps-q1"],
-        json!({"shown": 1, "dismissed": 1, "responded": 1})
+        json!({"shown": 1, "dismissed": 1, "responded": 1,
+               "last_shown": "2026-01-05T09:01:00Z", "last_dismissed": "2026-01-06T10:00:00Z",
+               "last_responded": "2026-02-02T12:00:30Z"})
     );
     assert_eq!(
         alice["responses"][0]["answers"],

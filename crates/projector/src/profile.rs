@@ -47,6 +47,17 @@ struct ResponseState {
 struct SurveyCounts {
     shown: u64,
     dismissed: u64,
+    /// The latest step of each kind, for "within the last d days".
+    last_shown: Option<EventTime>,
+    last_dismissed: Option<EventTime>,
+    last_responded: Option<EventTime>,
+}
+
+/// Nanoseconds per UTC day.
+const DAY: EventTime = 86_400 * 1_000_000_000;
+
+fn latest(slot: &mut Option<EventTime>, t: EventTime) {
+    *slot = Some(slot.map_or(t, |cur| cur.max(t)));
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +65,9 @@ struct TrackStats {
     count: u64,
     first: EventTime,
     last: EventTime,
+    /// Events per UTC day (days since the epoch), for counts over the last
+    /// d days.
+    days: BTreeMap<i64, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -109,17 +123,26 @@ impl ProfileAggregate {
                 count: 0,
                 first: t,
                 last: t,
+                days: BTreeMap::new(),
             });
             stats.count += 1;
+            *stats.days.entry(t.div_euclid(DAY)).or_default() += 1;
             stats.first = stats.first.min(t);
             stats.last = stats.last.max(t);
         }
         if let Some(step) = &record.survey {
             let counts = self.surveys.entry(step.survey_id.clone()).or_default();
             match step.action {
-                SurveyAction::Shown => counts.shown += 1,
-                SurveyAction::Dismissed => counts.dismissed += 1,
+                SurveyAction::Shown => {
+                    counts.shown += 1;
+                    latest(&mut counts.last_shown, t);
+                }
+                SurveyAction::Dismissed => {
+                    counts.dismissed += 1;
+                    latest(&mut counts.last_dismissed, t);
+                }
                 SurveyAction::Responded => {
+                    latest(&mut counts.last_responded, t);
                     let response_id = step
                         .response_id
                         .clone()
@@ -215,6 +238,9 @@ impl ProfileAggregate {
                     survey_id.as_str(),
                     SurveyView {
                         dismissed: counts.dismissed,
+                        last_dismissed: counts.last_dismissed.map(format_nanos),
+                        last_responded: counts.last_responded.map(format_nanos),
+                        last_shown: counts.last_shown.map(format_nanos),
                         responded,
                         shown: counts.shown,
                     },
@@ -254,6 +280,11 @@ impl ProfileAggregate {
                     name.as_str(),
                     TrackView {
                         count: s.count,
+                        days: s
+                            .days
+                            .iter()
+                            .map(|(day, n)| (day_name(*day), *n))
+                            .collect(),
                         first: format_nanos(s.first),
                         last: format_nanos(s.last),
                     },
@@ -287,6 +318,12 @@ impl ProfileAggregate {
     }
 }
 
+/// `YYYY-MM-DD` of a day number (days since the epoch, UTC).
+fn day_name(day: i64) -> String {
+    let text = format_nanos(day.saturating_mul(DAY));
+    text.get(..10).unwrap_or(&text).to_owned()
+}
+
 // The profile JSON, borrowed from the aggregate. Fields are declared in
 // alphabetical order so the output's keys are sorted, as every other map's.
 
@@ -318,6 +355,12 @@ struct EventCountsView {
 #[derive(Serialize)]
 struct SurveyView {
     dismissed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_dismissed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_responded: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_shown: Option<String>,
     responded: u64,
     shown: u64,
 }
@@ -325,6 +368,8 @@ struct SurveyView {
 #[derive(Serialize)]
 struct TrackView {
     count: u64,
+    /// `YYYY-MM-DD` -> events that UTC day.
+    days: BTreeMap<String, u64>,
     first: String,
     last: String,
 }
@@ -469,7 +514,7 @@ mod tests {
         );
         assert_eq!(
             out["surveys"]["s1"],
-            json!({"shown": 0, "dismissed": 0, "responded": 1})
+            json!({"shown": 0, "dismissed": 0, "responded": 1, "last_responded": "1970-01-01T00:00:02Z"})
         );
         assert_eq!(
             out["event_counts"],
