@@ -294,7 +294,12 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
 
     // From here on nothing arrives: wait until everything sent is folded.
     wait_for("every response folded", || {
-        read(&server, "/v1/workspaces/acme/responses?limit=1000", Some(token("acme"))).body["responses"]
+        read(
+            &server,
+            "/v1/workspaces/acme/responses?limit=1000",
+            Some(token("acme")),
+        )
+        .body["responses"]
             .as_array()
             .is_some_and(|r| r.len() == more)
     });

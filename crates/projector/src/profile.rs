@@ -280,11 +280,7 @@ impl ProfileAggregate {
                     name.as_str(),
                     TrackView {
                         count: s.count,
-                        days: s
-                            .days
-                            .iter()
-                            .map(|(day, n)| (day_name(*day), *n))
-                            .collect(),
+                        days: s.days.iter().map(|(day, n)| (day_name(*day), *n)).collect(),
                         first: format_nanos(s.first),
                         last: format_nanos(s.last),
                     },
