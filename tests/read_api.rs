@@ -415,3 +415,256 @@ fn parse_csv(text: &str) -> Vec<serde_json::Map<String, Value>> {
         .filter_map(|r| r.as_object().cloned())
         .collect()
 }
+
+fn days_ago(days: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as i64;
+    idfold_events::format_nanos(now - days * 86_400 * 1_000_000_000)
+}
+
+fn event(n: usize, extra: Value) -> String {
+    let mut e = json!({"message_id": format!("seg-{n}")});
+    if let (Some(m), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+        m.extend(x.clone());
+    }
+    e.to_string()
+}
+
+fn segment_events() -> Vec<String> {
+    let mut events = vec![
+        json!({"type": "identify", "user_id": "u-ann", "anonymous_id": "d-ann", "timestamp": days_ago(60), "traits": {"plan": "pro", "age": 34}}),
+        json!({"type": "identify", "user_id": "u-bob", "timestamp": days_ago(60), "traits": {"plan": "free", "age": 19}}),
+        json!({"type": "identify", "user_id": "u-cy", "timestamp": days_ago(60), "traits": {"plan": "pro", "name": "Cy Tan"}}),
+        json!({"type": "survey", "user_id": "u-ann", "timestamp": days_ago(2), "survey_id": "nps", "action": "shown"}),
+        json!({"type": "track", "user_id": "u-bob", "timestamp": days_ago(40), "event": "Exported"}),
+        json!({"type": "survey", "user_id": "u-bob", "timestamp": days_ago(1), "survey_id": "nps", "action": "responded", "answers": {"score": 9}}),
+        json!({"type": "survey", "anonymous_id": "d-anon", "timestamp": days_ago(0), "survey_id": "nps", "action": "shown"}),
+    ];
+    for _ in 0..3 {
+        events.push(json!({"type": "track", "user_id": "u-ann", "timestamp": days_ago(0), "event": "Exported"}));
+    }
+    for _ in 0..5 {
+        events.push(json!({"type": "track", "anonymous_id": "d-anon", "timestamp": days_ago(0), "event": "Exported"}));
+    }
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| event(n, e))
+        .collect()
+}
+
+fn segment_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &str,
+    workspace: &str,
+) -> Reply {
+    let auth = format!("Bearer {}", token(workspace));
+    request(
+        &agent(),
+        method,
+        &server.url(path),
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn segments_hold_the_identified_profiles_their_filters_say_and_point_at_bad_filters() {
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
+    let events = segment_events();
+    send(&server, &events);
+    wait_for("the segment events folded", || {
+        read(
+            &server,
+            "/v1/workspaces/acme/profiles/lookup?anonymous_id=d-anon",
+            Some(token("acme")),
+        )
+        .body["event_counts"]["track"]
+            == 5
+            && read(
+                &server,
+                "/v1/workspaces/acme/profiles/lookup?user_id=u-ann",
+                Some(token("acme")),
+            )
+            .body["event_counts"]["track"]
+                == 3
+    });
+
+    let segments = [
+        (
+            "pro",
+            json!({"trait": "plan", "eq": "pro"}),
+            vec!["user:u-ann", "user:u-cy"],
+        ),
+        (
+            "active-exporters",
+            json!({"event": "Exported", "count_at_least": 2, "within_days": 7}),
+            vec!["user:u-ann"],
+        ),
+        (
+            "nps-unanswered",
+            json!({"all": [{"survey": "nps", "action": "shown", "when": "ever"}, {"survey": "nps", "action": "responded", "when": "never"}]}),
+            vec!["user:u-ann"],
+        ),
+        (
+            "not-pro",
+            json!({"not": {"trait": "plan", "eq": "pro"}}),
+            vec!["user:u-bob"],
+        ),
+        (
+            "adults-or-responders",
+            json!({"any": [{"trait": "age", "gte": 21}, {"survey": "nps", "action": "responded", "within_days": 3}]}),
+            vec!["user:u-ann", "user:u-bob"],
+        ),
+        (
+            "long-time-ago",
+            json!({"first_seen": {"before": "2000-01-01T00:00:00Z"}}),
+            vec![],
+        ),
+    ];
+    for (name, filter, _) in &segments {
+        let path = format!("/v1/workspaces/acme/segments/{name}");
+        let put = segment_request(&server, "PUT", &path, &filter.to_string(), "acme");
+        assert_eq!(put.status, 200, "{put:?}");
+        let got = segment_request(&server, "GET", &path, "", "acme");
+        assert_eq!(got.body["filter"], *filter);
+    }
+    for (name, _, expected) in &segments {
+        // Paged one by one: every member once, the total on every page.
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/v1/workspaces/acme/segments/{name}/members?limit=1{cursor}");
+            let page = segment_request(&server, "GET", &path, "", "acme");
+            assert_eq!(page.status, 200, "{page:?}");
+            assert_eq!(page.body["total"], expected.len(), "{name}");
+            ids.extend(
+                page.body["members"]
+                    .as_array()
+                    .expect("members")
+                    .iter()
+                    .map(|m| m["id"].as_str().unwrap_or("").to_owned()),
+            );
+            match page.body["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(&ids, expected, "{name}");
+    }
+    // The segments of one profile; a device resolves to its user; an
+    // anonymous visitor is in none, however many events it has.
+    let of = |id: &str| {
+        segment_request(
+            &server,
+            "GET",
+            &format!("/v1/workspaces/acme/profiles/{id}/segments"),
+            "",
+            "acme",
+        )
+        .body["segments"]
+            .clone()
+    };
+    let ann = json!([
+        "active-exporters",
+        "adults-or-responders",
+        "nps-unanswered",
+        "pro"
+    ]);
+    assert_eq!(of("user:u-ann"), ann);
+    assert_eq!(of("anonymous:d-ann"), ann);
+    assert_eq!(of("anonymous:d-anon"), json!([]));
+
+    // A filter that does not parse: 400 pointing at the bad part.
+    let bad = segment_request(
+        &server,
+        "PUT",
+        "/v1/workspaces/acme/segments/bad",
+        r#"{"all": [{"trait": "plan", "eq": "pro"}, {"event": "E", "within_days": "week"}]}"#,
+        "acme",
+    );
+    assert_eq!(
+        (
+            bad.status,
+            bad.body["error"]["code"].clone(),
+            bad.body["error"]["field"].clone()
+        ),
+        (400, json!("invalid_filter"), json!("/all/1/within_days")),
+        "{bad:?}"
+    );
+    let bad = segment_request(
+        &server,
+        "PUT",
+        "/v1/workspaces/acme/segments/bad",
+        "{not json",
+        "acme",
+    );
+    assert_eq!(bad.body["error"]["code"], "invalid_filter");
+    let bad = segment_request(
+        &server,
+        "PUT",
+        "/v1/workspaces/acme/segments/bad%20name",
+        "{}",
+        "acme",
+    );
+    assert_eq!(bad.body["error"]["field"], "name");
+    // Another workspace's token sees nothing of these.
+    let other = segment_request(
+        &server,
+        "GET",
+        "/v1/workspaces/acme/segments/pro/members",
+        "",
+        "globex",
+    );
+    assert_eq!(other.status, 403);
+    let list = segment_request(
+        &server,
+        "GET",
+        "/v1/workspaces/globex/segments",
+        "",
+        "globex",
+    );
+    assert_eq!(list.body["segments"], json!([]));
+    // Deleting.
+    assert_eq!(
+        segment_request(
+            &server,
+            "DELETE",
+            "/v1/workspaces/acme/segments/pro",
+            "",
+            "acme"
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        segment_request(
+            &server,
+            "GET",
+            "/v1/workspaces/acme/segments/pro",
+            "",
+            "acme"
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        segment_request(
+            &server,
+            "DELETE",
+            "/v1/workspaces/acme/segments/pro",
+            "",
+            "acme"
+        )
+        .status,
+        404
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}

@@ -18,7 +18,7 @@ use idfold_intake::{
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
 use idfold_projector::{BatchReport, Projector, StateStore};
-use idfold_read_api::ReadState;
+use idfold_read_api::{ReadState, SegmentStore};
 use rand::Rng;
 
 use super::fold::{options, summary, EMBEDDED_LOG};
@@ -159,7 +159,11 @@ pub fn run(
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
     let dir = data.open()?;
-    let reads = ReadState::new(access.read_tokens.clone(), StateStore::open(&dir)?);
+    let reads = ReadState::new(
+        access.read_tokens.clone(),
+        StateStore::open(&dir)?,
+        SegmentStore::open(&dir)?,
+    );
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
     };

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idfold_access::AuthError;
 use idfold_projector::ProjectorError;
+use idfold_segments::FilterError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -28,6 +29,8 @@ pub enum ReadError {
     Store(#[from] ProjectorError),
     #[error("the answer could not be written: {0}")]
     Output(String),
+    #[error("the segment filter is not valid {0}")]
+    InvalidFilter(FilterError),
 }
 
 impl From<AuthError> for ReadError {
@@ -51,6 +54,7 @@ impl ReadError {
             ReadError::NotFound(_) => "not_found",
             ReadError::Store(_) => "store_unavailable",
             ReadError::Output(_) => "internal",
+            ReadError::InvalidFilter(_) => "invalid_filter",
         }
     }
 
@@ -60,6 +64,7 @@ impl ReadError {
                 Some("Authorization")
             }
             ReadError::BadParameter { field, .. } => Some(field),
+            ReadError::InvalidFilter(e) => Some(&e.pointer),
             _ => None,
         }
     }
@@ -70,7 +75,7 @@ impl ReadError {
                 StatusCode::UNAUTHORIZED
             }
             ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
-            ReadError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ReadError::BadParameter { .. } | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
             ReadError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,5 +1,6 @@
-//! The read side over HTTP: a workspace's MAU by month or range and its
-//! profiles, looked up by any identifier, read straight from the fold's
+//! The read side over HTTP: a workspace's MAU by month or range, its
+//! profiles looked up by any identifier, survey responses, and targeting
+//! segments, read straight from the fold's
 //! sled state while it keeps folding. Every route is per workspace, behind
 //! a read token of that workspace.
 
@@ -8,7 +9,9 @@ mod mau;
 mod profiles;
 mod responses;
 mod routes;
+mod segments;
 
 pub use error::ReadError;
 pub use responses::{page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow};
 pub use routes::{router, ReadState};
+pub use segments::SegmentStore;

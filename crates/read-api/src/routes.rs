@@ -20,6 +20,8 @@ use crate::profiles::{answer, lookup_identifier, path_identifier};
 use crate::responses::{
     limit_param, page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow,
 };
+use crate::segments::{check_name, decode_cursor, encode_cursor, SegmentStore};
+use idfold_segments::{parse, FilterError};
 
 #[derive(Clone)]
 pub struct ReadState(Arc<Inner>);
@@ -27,6 +29,7 @@ pub struct ReadState(Arc<Inner>);
 struct Inner {
     tokens: ReadTokens,
     store: StateStore,
+    segments: SegmentStore,
 }
 
 impl std::fmt::Debug for ReadState {
@@ -38,8 +41,12 @@ impl std::fmt::Debug for ReadState {
 }
 
 impl ReadState {
-    pub fn new(tokens: ReadTokens, store: StateStore) -> ReadState {
-        ReadState(Arc::new(Inner { tokens, store }))
+    pub fn new(tokens: ReadTokens, store: StateStore, segments: SegmentStore) -> ReadState {
+        ReadState(Arc::new(Inner {
+            tokens,
+            store,
+            segments,
+        }))
     }
 
     /// The path's workspace, if the request's token is one of its tokens.
@@ -66,6 +73,19 @@ pub fn router(state: ReadState) -> Router {
             get(profile_by_id),
         )
         .route("/v1/workspaces/{workspace}/responses", get(responses))
+        .route("/v1/workspaces/{workspace}/segments", get(segment_list))
+        .route(
+            "/v1/workspaces/{workspace}/segments/{name}",
+            get(segment_get).put(segment_put).delete(segment_delete),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/segments/{name}/members",
+            get(segment_members),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/profiles/{id}/segments",
+            get(profile_segments),
+        )
         .route(
             "/v1/workspaces/{workspace}/profiles/{id}/responses",
             get(profile_responses),
@@ -209,4 +229,150 @@ async fn profile_responses(
         cursor.as_ref(),
         limit,
     )
+}
+
+/// The server's clock, for "within the last d days" (the rules have none).
+fn now() -> idfold_events::EventTime {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
+async fn segment_put(
+    State(state): State<ReadState>,
+    Path((workspace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    check_name(&name)?;
+    let filter: Value = serde_json::from_slice(&body).map_err(|e| {
+        ReadError::InvalidFilter(FilterError {
+            pointer: String::new(),
+            message: format!("the body is not JSON: {e}"),
+        })
+    })?;
+    parse(&filter).map_err(ReadError::InvalidFilter)?;
+    state.0.segments.put(&workspace, &name, &filter)?;
+    Ok(Json(json!({"name": name, "filter": filter})))
+}
+
+async fn segment_get(
+    State(state): State<ReadState>,
+    Path((workspace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    check_name(&name)?;
+    let filter = state
+        .0
+        .segments
+        .get(&workspace, &name)?
+        .ok_or(ReadError::NotFound("such segment"))?;
+    Ok(Json(json!({"name": name, "filter": filter})))
+}
+
+async fn segment_delete(
+    State(state): State<ReadState>,
+    Path((workspace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<axum::http::StatusCode, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    check_name(&name)?;
+    if state.0.segments.delete(&workspace, &name)? {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ReadError::NotFound("such segment"))
+    }
+}
+
+async fn segment_list(
+    State(state): State<ReadState>,
+    Path(workspace): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let segments: Vec<Value> = state
+        .0
+        .segments
+        .all(&workspace)?
+        .into_iter()
+        .map(|(name, filter, _)| json!({"name": name, "filter": filter}))
+        .collect();
+    Ok(Json(json!({ "segments": segments })))
+}
+
+/// The identified profiles in a segment, by id, paged; with the total.
+async fn segment_members(
+    State(state): State<ReadState>,
+    Path((workspace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    check_name(&name)?;
+    let json = state
+        .0
+        .segments
+        .get(&workspace, &name)?
+        .ok_or(ReadError::NotFound("such segment"))?;
+    let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
+    let limit = limit_param(param(&params, "limit"))?;
+    let after = param(&params, "cursor").map(decode_cursor).transpose()?;
+    let at = now();
+    let mut total = 0usize;
+    let mut members = Vec::new();
+    let mut more = false;
+    for profile in state.0.store.profiles(Some(&workspace)) {
+        let profile = profile?;
+        if !filter.matches(&profile, at) {
+            continue;
+        }
+        total += 1;
+        let id = profile["id"].as_str().unwrap_or_default();
+        if after.as_deref().is_some_and(|a| id <= a) {
+            continue;
+        }
+        if members.len() == limit {
+            more = true;
+            continue;
+        }
+        members.push(json!({
+            "id": id, "user_id": profile["user_id"], "emails": profile["emails"], "traits": profile["traits"],
+        }));
+    }
+    let next = if more {
+        members
+            .last()
+            .and_then(|m| m["id"].as_str())
+            .map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
+    ))
+}
+
+/// The segments a profile is in now: what decides whether to show it a survey.
+async fn profile_segments(
+    State(state): State<ReadState>,
+    Path((workspace, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ReadError> {
+    state.authorize(&headers, &workspace)?;
+    let asked = path_identifier(&id)?;
+    let found = state.0.store.lookup(&workspace, &asked)?;
+    let profile = answer(&asked, found)?;
+    let at = now();
+    let names: Vec<String> = state
+        .0
+        .segments
+        .all(&workspace)?
+        .into_iter()
+        .filter(|(_, _, filter)| filter.matches(&profile, at))
+        .map(|(name, _, _)| name)
+        .collect();
+    Ok(Json(json!({"profile": profile["id"], "segments": names})))
 }

@@ -1,0 +1,111 @@
+//! Stored segments (per workspace, by name) and their evaluation: the
+//! members of a segment, paged by profile id, and the segments a profile
+//! is in.
+
+use base64::Engine;
+use idfold_log::{DataDir, LogError};
+use idfold_segments::{parse, Filter};
+use serde_json::Value;
+
+use crate::error::ReadError;
+
+const SEGMENTS_TREE: &str = "segments";
+
+/// The segment definitions, in a tree of their own: a `rebuild` clears
+/// the projections, not them.
+#[derive(Debug, Clone)]
+pub struct SegmentStore {
+    tree: sled::Tree,
+}
+
+fn key(workspace: &str, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(workspace.len() + name.len() + 1);
+    k.extend_from_slice(workspace.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `[A-Za-z0-9_-]{1,64}`, so names sit in paths and keys unescaped.
+pub fn check_name(name: &str) -> Result<(), ReadError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ReadError::BadParameter {
+            field: "name",
+            message: "may only hold ASCII letters, digits, `_` and `-` (1 to 64)".into(),
+        })
+    }
+}
+
+impl SegmentStore {
+    pub fn open(dir: &DataDir) -> Result<SegmentStore, LogError> {
+        Ok(SegmentStore {
+            tree: dir.tree(SEGMENTS_TREE)?,
+        })
+    }
+
+    pub fn put(&self, workspace: &str, name: &str, filter: &Value) -> Result<(), ReadError> {
+        self.tree
+            .insert(key(workspace, name), filter.to_string().into_bytes())
+            .map_err(store)?;
+        self.tree.flush().map_err(store)?;
+        Ok(())
+    }
+
+    pub fn get(&self, workspace: &str, name: &str) -> Result<Option<Value>, ReadError> {
+        self.tree
+            .get(key(workspace, name))
+            .map_err(store)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| ReadError::Output(e.to_string())))
+            .transpose()
+    }
+
+    /// True when there was one to delete.
+    pub fn delete(&self, workspace: &str, name: &str) -> Result<bool, ReadError> {
+        let removed = self.tree.remove(key(workspace, name)).map_err(store)?;
+        self.tree.flush().map_err(store)?;
+        Ok(removed.is_some())
+    }
+
+    /// Every segment of a workspace, by name, parsed.
+    pub fn all(&self, workspace: &str) -> Result<Vec<(String, Value, Filter)>, ReadError> {
+        let prefix = key(workspace, "");
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry.map_err(store)?;
+                let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let json: Value =
+                    serde_json::from_slice(&v).map_err(|e| ReadError::Output(e.to_string()))?;
+                let filter = parse(&json).map_err(|e| ReadError::Output(e.to_string()))?;
+                Ok((name, json, filter))
+            })
+            .collect()
+    }
+}
+
+fn store(error: sled::Error) -> ReadError {
+    ReadError::Store(idfold_projector::ProjectorError::from(error))
+}
+
+/// A members page's cursor: the last profile id listed.
+pub fn encode_cursor(profile_id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(profile_id)
+}
+
+pub fn decode_cursor(text: &str) -> Result<String, ReadError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(ReadError::BadParameter {
+            field: "cursor",
+            message: "is not a cursor this API gave".into(),
+        })
+}
