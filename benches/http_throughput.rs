@@ -7,6 +7,9 @@
 //! IDFOLD_BENCH_KAFKA=HOST:PORT). The fold runs inside the server as it
 //! would in production, sharing the cores.
 //!
+//! It also measures `GET .../profiles/{id}/segments` (what decides whether
+//! to show a survey) with 20 segments stored, beside the same ceiling.
+//!
 //! `IDFOLD_BENCH_SECONDS` (default 10) sets each measurement's length,
 //! `IDFOLD_BENCH_CLIENTS` (default 16) the concurrent connections.
 
@@ -22,6 +25,7 @@ use rand::Rng;
 const BIN: &str = env!("CARGO_BIN_EXE_idfold");
 const EVENTS_PER_REQUEST: usize = 100;
 const WRITE_KEY: &str = "wk_bench_0123456789abcdef";
+const READ_TOKEN: &str = "rt_bench_0123456789abcdef";
 
 struct Measured {
     requests_per_s: f64,
@@ -69,6 +73,16 @@ fn main() -> anyhow::Result<()> {
     } else {
         println!("(no broker: Kafka mode skipped; run with deploy/kafka.sh with cargo bench --bench http_throughput)");
     }
+    let (segments, health, users) = measure_segments(clients, seconds)?;
+    println!();
+    println!("| read | req/s | p50 | p99 | ceiling: GET /healthz, same server, req/s | non-2xx |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| segments of one profile (20 segments, {users} identified profiles in the workspace) | {:.0} | {:.2} ms | {:.2} ms | {:.0} (p50 {:.2} ms) | {} |",
+        segments.requests_per_s, segments.p50_ms, segments.p99_ms, health.requests_per_s, health.p50_ms, segments.failed
+    );
+    println!();
+
     Ok(())
 }
 
@@ -92,21 +106,122 @@ fn path(p: &std::path::Path) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow::anyhow!("a non-UTF-8 temporary path"))
 }
 
-/// The ceiling first, then the batch endpoint, each after a warm-up.
-fn measure(server: &Server, clients: usize, seconds: u64) -> anyhow::Result<(Measured, Measured)> {
+fn write_auth() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"))
+    )
+}
+
+/// The same server's `/healthz`, after a warm-up: the ceiling.
+fn ceiling(server: &Server, clients: usize, seconds: u64) -> Measured {
     let health_url = format!("{}/healthz", server.base);
-    let batch_url = format!("{}/v1/batch", server.base);
-    let _ = load(clients, 1, |_, _| ("GET", health_url.clone(), Vec::new()));
-    let health = load(clients, seconds, |_, _| {
+    let _ = load(clients, 1, "", |_, _| {
         ("GET", health_url.clone(), Vec::new())
     });
-    let _ = load(clients, 2, |c, n| {
+    load(clients, seconds, "", |_, _| {
+        ("GET", health_url.clone(), Vec::new())
+    })
+}
+
+/// The ceiling first, then the batch endpoint, each after a warm-up.
+fn measure(server: &Server, clients: usize, seconds: u64) -> anyhow::Result<(Measured, Measured)> {
+    let health = ceiling(server, clients, seconds);
+    let batch_url = format!("{}/v1/batch", server.base);
+    let auth = write_auth();
+    let _ = load(clients, 2, &auth, |c, n| {
         ("POST", batch_url.clone(), batch_body(c, n + 1_000_000_000))
     });
-    let batch = load(clients, seconds, |c, n| {
+    let batch = load(clients, seconds, &auth, |c, n| {
         ("POST", batch_url.clone(), batch_body(c, n))
     });
     Ok((batch, health))
+}
+
+/// Twenty segments of every kind of condition, as a survey product would keep.
+fn segment_filters() -> Vec<String> {
+    let mut filters = Vec::new();
+    for i in 0..4 {
+        let plan = ["free", "pro", "team", "enterprise"][i];
+        filters.push(format!(r#"{{"trait": "plan", "eq": "{plan}"}}"#));
+        filters.push(format!(
+            r#"{{"event": "Feature Used", "count_at_least": {}, "within_days": 30}}"#,
+            i + 1
+        ));
+        filters.push(format!(
+            r#"{{"all": [{{"survey": "s-{i}", "action": "shown", "when": "ever"}}, {{"survey": "s-{i}", "action": "responded", "when": "never"}}]}}"#
+        ));
+        filters.push(format!(
+            r#"{{"any": [{{"trait": "seats", "gte": {}}}, {{"last_seen": {{"within_days": {}}}}}]}}"#,
+            10 * (i + 1),
+            7 * (i + 1)
+        ));
+        filters.push(format!(
+            r#"{{"not": {{"trait": "name", "contains": "User {i}"}}}}"#
+        ));
+    }
+    filters
+}
+
+/// `GET /v1/workspaces/ws-0/profiles/user:N/segments` with 20 segments
+/// stored, on a folded generated workload, beside the same server's
+/// `/healthz`.
+fn measure_segments(clients: usize, seconds: u64) -> anyhow::Result<(Measured, Measured, usize)> {
+    let data = tempfile::tempdir()?;
+    let dir = path(data.path())?;
+    let workload = data.path().join("workload.ndjson");
+    let generated = Command::new(BIN)
+        .args(["generate", "--events", "100000", "--workspaces", "5"])
+        .output()?;
+    std::fs::write(&workload, generated.stdout)?;
+    for args in [
+        vec!["ingest", "--data", dir, path(&workload)?],
+        vec!["run", "--data", dir, "--until-idle"],
+    ] {
+        let out = Command::new(BIN).args(&args).output()?;
+        anyhow::ensure!(out.status.success(), "idfold {args:?} failed");
+    }
+    let export = Command::new(BIN)
+        .args(["export", "--data", dir, "--workspace", "ws-0"])
+        .output()?;
+    let users: Vec<String> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|p| {
+            p["id"]
+                .as_str()
+                .filter(|id| id.starts_with("user:"))
+                .map(str::to_owned)
+        })
+        .collect();
+    anyhow::ensure!(!users.is_empty(), "no identified profiles in ws-0");
+    let server = Server::start(&["--data", dir])?;
+    let read_auth = format!("Bearer {READ_TOKEN}");
+    let agent = ureq::AgentBuilder::new().build();
+    for (i, filter) in segment_filters().iter().enumerate() {
+        agent
+            .put(&format!(
+                "{}/v1/workspaces/ws-0/segments/segment-{i}",
+                server.base
+            ))
+            .set("Authorization", &read_auth)
+            .send_string(filter)?;
+    }
+    let health = ceiling(&server, clients, seconds);
+    let url = |n: usize| {
+        format!(
+            "{}/v1/workspaces/ws-0/profiles/{}/segments",
+            server.base,
+            users[n % users.len()]
+        )
+    };
+    let _ = load(clients, 1, &read_auth, |c, n| {
+        ("GET", url(c * 7919 + n), Vec::new())
+    });
+    let segments = load(clients, seconds, &read_auth, |c, n| {
+        ("GET", url(c * 7919 + n), Vec::new())
+    });
+    Ok((segments, health, users.len()))
 }
 
 /// A Segment batch: mostly tracks, an identify with an email now and then,
@@ -131,17 +246,13 @@ fn batch_body(client: usize, request: usize) -> Vec<u8> {
 
 /// `clients` threads, each on its own keep-alive connection, sending what
 /// `request(client, n)` gives for `seconds`; latencies of 2xx answers.
-fn load<F>(clients: usize, seconds: u64, request: F) -> Measured
+fn load<F>(clients: usize, seconds: u64, auth: &str, request: F) -> Measured
 where
     F: Fn(usize, usize) -> (&'static str, String, Vec<u8>) + Sync,
 {
     let latencies = Mutex::new(Vec::<Duration>::new());
     let failed = Mutex::new(0usize);
     let stop = AtomicBool::new(false);
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"))
-    );
     let started = Instant::now();
     std::thread::scope(|scope| {
         for client in 0..clients {
@@ -210,6 +321,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("IDFOLD_WRITE_KEYS", format!("bench:{WRITE_KEY}"))
+            .env("IDFOLD_READ_TOKENS", format!("ws-0:{READ_TOKEN}"))
             .env("IDFOLD_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
