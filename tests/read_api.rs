@@ -668,3 +668,76 @@ fn segments_hold_the_identified_profiles_their_filters_say_and_point_at_bad_filt
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn every_read_route_refuses_another_workspace_s_token_the_same_way() {
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
+    send_sample(&server);
+    let put = segment_request(
+        &server,
+        "PUT",
+        "/v1/workspaces/acme/segments/all-pro",
+        r#"{"trait": "plan", "eq": "pro"}"#,
+        "acme",
+    );
+    assert_eq!(put.status, 200);
+    let routes = [
+        ("GET", "/v1/workspaces/acme/mau?month=2026-01"),
+        ("GET", "/v1/workspaces/acme/mau?from=2026-01&to=2026-02"),
+        (
+            "GET",
+            "/v1/workspaces/acme/profiles/lookup?anonymous_id=device-1",
+        ),
+        ("GET", "/v1/workspaces/acme/profiles/anonymous:device-1"),
+        ("GET", "/v1/workspaces/acme/profiles/user:nobody"),
+        ("GET", "/v1/workspaces/acme/responses"),
+        (
+            "GET",
+            "/v1/workspaces/acme/profiles/anonymous:device-1/responses",
+        ),
+        ("GET", "/v1/workspaces/acme/segments"),
+        ("GET", "/v1/workspaces/acme/segments/all-pro"),
+        ("PUT", "/v1/workspaces/acme/segments/all-pro"),
+        ("DELETE", "/v1/workspaces/acme/segments/all-pro"),
+        ("GET", "/v1/workspaces/acme/segments/all-pro/members"),
+        (
+            "GET",
+            "/v1/workspaces/acme/segments/no-such-segment/members",
+        ),
+        (
+            "GET",
+            "/v1/workspaces/acme/profiles/anonymous:device-1/segments",
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (method, path) in routes {
+        let reply = segment_request(
+            &server,
+            method,
+            path,
+            r#"{"trait": "plan", "eq": "free"}"#,
+            "globex",
+        );
+        assert_eq!(reply.status, 403, "{method} {path}: {reply:?}");
+        answers.push(reply.body["error"]["code"].clone());
+        // The workspace's own token still gets in.
+        if method == "GET" {
+            let own = segment_request(&server, method, path, "", "acme");
+            assert_ne!(own.status, 403, "{method} {path}");
+        }
+    }
+    assert!(answers.iter().all(|a| *a == "forbidden"));
+    // The segment is untouched by the other workspace's PUT and DELETE.
+    let kept = segment_request(
+        &server,
+        "GET",
+        "/v1/workspaces/acme/segments/all-pro",
+        "",
+        "acme",
+    );
+    assert_eq!(kept.body["filter"], json!({"trait": "plan", "eq": "pro"}));
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}

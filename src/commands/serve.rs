@@ -257,7 +257,9 @@ pub fn run(
         );
     }
 
-    let app = router(writer).merge(idfold_read_api::router(reads));
+    let app = router(writer)
+        .merge(idfold_read_api::router(reads))
+        .route("/openapi.json", axum::routing::get(openapi));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that
     // holds a request open cannot keep the process from stopping.
@@ -310,6 +312,16 @@ pub fn run(
     pipeline?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OpenAPI document of every route served, kept in the repository.
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 async fn wait_for_flag(flag: Arc<AtomicBool>) {
