@@ -123,6 +123,15 @@ fn access(args: &ServeArgs) -> anyhow::Result<Access> {
     })
 }
 
+/// The clock the server stamps `received_at` with and evaluates segments
+/// at; the rules take time as an input and read no clock.
+fn system_clock() -> idfold_events::EventTime {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
 struct AlwaysReady;
 
 impl Readiness for AlwaysReady {
@@ -163,6 +172,7 @@ pub fn run(
         access.read_tokens.clone(),
         StateStore::open(&dir)?,
         SegmentStore::open(&dir)?,
+        system_clock,
     );
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
@@ -193,6 +203,7 @@ pub fn run(
                 writer,
                 Box::new(AlwaysReady),
                 limits,
+                system_clock,
             );
             (
                 state,
@@ -243,6 +254,7 @@ pub fn run(
                 writer,
                 Box::new(KafkaReadiness(kafka_writer)),
                 limits,
+                system_clock,
             );
             (state, writer_thread, pipeline, log_name)
         }

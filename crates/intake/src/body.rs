@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderValue;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 use crate::error::IntakeError;
 
@@ -58,22 +58,42 @@ async fn read_body_within(
     let encoding = encoding(content_encoding)?;
     let too_large = || IntakeError::BodyTooLarge { limit, what };
     // A compressed body larger than the limit decodes larger still.
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+    let collected = tokio::time::timeout(timeout, collect_within(body, limit))
         .await
         .map_err(|_| IntakeError::BodyTimeout(timeout.as_secs()))?;
-    let raw = collected
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                too_large()
-            } else {
-                IntakeError::BadBody(e.to_string())
-            }
-        })?
-        .to_bytes();
+    let raw = match collected? {
+        Some(raw) => raw,
+        None => return Err(too_large()),
+    };
     match encoding {
         Encoding::Identity => Ok(raw.to_vec()),
         Encoding::Gzip => gunzip(&raw, limit).ok_or_else(too_large)?,
     }
+}
+
+/// The most of an oversize body read (and dropped) before answering, so
+/// the client finishes sending and reads the 400 instead of a reset.
+const DRAIN_CAP: usize = 8 * 1024 * 1024;
+
+/// The body's bytes, or `None` when there are more than `limit`: then the
+/// rest is read and dropped (up to `DRAIN_CAP`), since answering before the
+/// client has sent everything makes it see a broken connection.
+async fn collect_within(mut body: Body, limit: usize) -> Result<Option<Vec<u8>>, IntakeError> {
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| IntakeError::BadBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            bytes.extend_from_slice(&data);
+        } else if seen > DRAIN_CAP {
+            break;
+        }
+    }
+    Ok((seen <= limit).then_some(bytes))
 }
 
 /// Decodes at most `limit` bytes; `None` when there are more.

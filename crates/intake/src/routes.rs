@@ -51,6 +51,8 @@ struct Inner {
     keys: WriteKeys,
     writer: DurableWriter,
     readiness: Box<dyn Readiness>,
+    /// The server's clock, read once per request (the rules have none).
+    clock: fn() -> EventTime,
     slots: Arc<Semaphore>,
     body_key_slots: Arc<Semaphore>,
     /// The last readiness check and when it ran: `/readyz` answers from it
@@ -73,11 +75,13 @@ impl IntakeState {
         writer: DurableWriter,
         readiness: Box<dyn Readiness>,
         limits: Limits,
+        clock: fn() -> EventTime,
     ) -> IntakeState {
         IntakeState(Arc::new(Inner {
             keys,
             writer,
             readiness,
+            clock,
             slots: Arc::new(Semaphore::new(limits.max_inflight_requests.max(1))),
             body_key_slots: Arc::new(Semaphore::new((limits.max_inflight_requests / 4).max(1))),
             last_ready: std::sync::Mutex::new(None),
@@ -124,14 +128,6 @@ pub fn router(state: IntakeState) -> Router {
                 .max_age(Duration::from_secs(86_400)),
         )
         .with_state(state)
-}
-
-/// The server's clock, read once per request (the rules have none).
-fn now() -> EventTime {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
@@ -277,7 +273,7 @@ fn workspace<'s>(
 fn arrival<'w>(state: &'w IntakeState, workspace: &'w str, source: &'static str) -> Arrival<'w> {
     Arrival {
         workspace,
-        received_at: now(),
+        received_at: (state.0.clock)(),
         source,
         keys: &state.0.keys,
     }

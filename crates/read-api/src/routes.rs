@@ -30,6 +30,8 @@ struct Inner {
     tokens: ReadTokens,
     store: StateStore,
     segments: SegmentStore,
+    /// The server's clock, for "within the last d days" (the rules have none).
+    clock: fn() -> idfold_events::EventTime,
 }
 
 impl std::fmt::Debug for ReadState {
@@ -41,12 +43,33 @@ impl std::fmt::Debug for ReadState {
 }
 
 impl ReadState {
-    pub fn new(tokens: ReadTokens, store: StateStore, segments: SegmentStore) -> ReadState {
+    pub fn new(
+        tokens: ReadTokens,
+        store: StateStore,
+        segments: SegmentStore,
+        clock: fn() -> idfold_events::EventTime,
+    ) -> ReadState {
         ReadState(Arc::new(Inner {
             tokens,
             store,
             segments,
+            clock,
         }))
+    }
+
+    /// A stored segment's filter, once the token and the name check out.
+    fn stored_segment(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Value, ReadError> {
+        self.authorize(headers, workspace)?;
+        check_name(name)?;
+        self.0
+            .segments
+            .get(workspace, name)?
+            .ok_or(ReadError::NotFound("such segment"))
     }
 
     /// The path's workspace, if the request's token is one of its tokens.
@@ -231,14 +254,6 @@ async fn profile_responses(
     )
 }
 
-/// The server's clock, for "within the last d days" (the rules have none).
-fn now() -> idfold_events::EventTime {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
-}
-
 async fn segment_put(
     State(state): State<ReadState>,
     Path((workspace, name)): Path<(String, String)>,
@@ -263,13 +278,7 @@ async fn segment_get(
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    check_name(&name)?;
-    let filter = state
-        .0
-        .segments
-        .get(&workspace, &name)?
-        .ok_or(ReadError::NotFound("such segment"))?;
+    let filter = state.stored_segment(&headers, &workspace, &name)?;
     Ok(Json(json!({"name": name, "filter": filter})))
 }
 
@@ -310,17 +319,11 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    check_name(&name)?;
-    let json = state
-        .0
-        .segments
-        .get(&workspace, &name)?
-        .ok_or(ReadError::NotFound("such segment"))?;
+    let json = state.stored_segment(&headers, &workspace, &name)?;
     let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
     let limit = limit_param(param(&params, "limit"))?;
     let after = param(&params, "cursor").map(decode_cursor).transpose()?;
-    let at = now();
+    let at = (state.0.clock)();
     let mut total = 0usize;
     let mut members = Vec::new();
     let mut more = false;
@@ -365,7 +368,7 @@ async fn profile_segments(
     let asked = path_identifier(&id)?;
     let found = state.0.store.lookup(&workspace, &asked)?;
     let profile = answer(&asked, found)?;
-    let at = now();
+    let at = (state.0.clock)();
     let names: Vec<String> = state
         .0
         .segments
