@@ -257,6 +257,15 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
     let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
     let first: Vec<String> = (0..60).map(response).collect();
     send(&server, &first);
+    // Another workspace's response, which acme must never list.
+    let theirs = json!({"type": "survey", "message_id": "resp-globex", "timestamp": "2026-03-02T10:00:00Z",
+        "user_id": "u-1", "survey_id": "s1", "action": "responded", "response_id": "r-globex", "answers": {"score": 1}});
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(KEYS[1].1))],
+        theirs.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
     wait_for("60 responses folded", || {
         read(
             &server,
@@ -291,6 +300,19 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
             "{id} was skipped"
         );
     }
+    assert!(
+        rows.iter().all(|r| r["response_id"] != "r-globex"),
+        "another workspace's response was listed"
+    );
+    wait_for("globex's response folded", || {
+        read(
+            &server,
+            "/v1/workspaces/globex/responses",
+            Some(token("globex")),
+        )
+        .body["responses"][0]["response_id"]
+            == "r-globex"
+    });
 
     // From here on nothing arrives: wait until everything sent is folded.
     wait_for("every response folded", || {
@@ -348,8 +370,11 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
     assert_eq!(parsed.len(), json_rows.len());
     for (csv_row, json_row) in parsed.iter().zip(&json_rows) {
         assert_eq!(csv_row["response_id"], json_row["response_id"]);
-        assert_eq!(csv_row["comment"], json_row["answers"]["comment"]);
-        assert_eq!(csv_row["score"], json_row["answers"]["score"].to_string());
+        assert_eq!(csv_row["answers.comment"], json_row["answers"]["comment"]);
+        assert_eq!(
+            csv_row["answers.score"],
+            json_row["answers"]["score"].to_string()
+        );
     }
     let bad = read(
         &server,
@@ -479,6 +504,23 @@ fn segments_hold_the_identified_profiles_their_filters_say_and_point_at_bad_filt
     let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
     let events = segment_events();
     send(&server, &events);
+    // A pro user of another workspace: never a member of acme's segments.
+    let theirs = json!({"type": "identify", "message_id": "seg-globex", "user_id": "u-zed", "timestamp": days_ago(1), "traits": {"plan": "pro", "age": 50}});
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(KEYS[1].1))],
+        theirs.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    wait_for("globex's user folded", || {
+        read(
+            &server,
+            "/v1/workspaces/globex/profiles/user:u-zed",
+            Some(token("globex")),
+        )
+        .status
+            == 200
+    });
     wait_for("the segment events folded", || {
         read(
             &server,

@@ -3,7 +3,8 @@
 //! opaque cursor, as JSON or CSV (one column per answer key).
 //!
 //! Paging follows keys, not positions: a response present for the whole
-//! paging is listed exactly once, whatever arrives meanwhile. A response
+//! paging is listed exactly once, whatever arrives meanwhile (a response
+//! whose profile is merged into another keeps its key). A response
 //! that arrives during it is listed if its key comes after the cursor.
 
 use base64::Engine;
@@ -26,12 +27,13 @@ pub struct ResponseFilter {
     pub to: Option<EventTime>,
 }
 
-/// Where the next page starts: after this key.
+/// Where the next page starts: after this (survey, response) key. The
+/// profile is not part of it: stitching may move a response to another
+/// profile while a client pages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Cursor {
     survey_id: String,
     response_id: String,
-    profile_id: String,
 }
 
 impl Cursor {
@@ -70,7 +72,6 @@ impl ResponseRow {
         Cursor {
             survey_id: self.survey_id.clone(),
             response_id: self.response_id.clone(),
-            profile_id: self.profile_id.clone(),
         }
     }
 }
@@ -133,19 +134,24 @@ pub fn responses_of(profile: &Value, filter: &ResponseFilter) -> Vec<ResponseRow
 }
 
 /// One page of rows after `cursor`, and the cursor of the next page when
-/// there are more.
+/// there are more. Rows sharing a key (two profiles that gave one response
+/// id to one survey) stay on one page, which may then run over `limit`.
 pub fn page(
     mut rows: Vec<ResponseRow>,
     cursor: Option<&Cursor>,
     limit: usize,
 ) -> (Vec<ResponseRow>, Option<Cursor>) {
-    rows.sort_by_key(ResponseRow::key);
+    rows.sort_by(|a, b| (a.key(), &a.profile_id).cmp(&(b.key(), &b.profile_id)));
     let mut after: Vec<ResponseRow> = rows
         .into_iter()
         .filter(|r| cursor.is_none_or(|c| r.key() > *c))
         .collect();
-    let more = after.len() > limit;
-    after.truncate(limit);
+    let mut end = limit.min(after.len());
+    while end > 0 && end < after.len() && after[end].key() == after[end - 1].key() {
+        end += 1;
+    }
+    let more = end < after.len();
+    after.truncate(end);
     let next = if more {
         after.last().map(ResponseRow::key)
     } else {
@@ -154,9 +160,21 @@ pub fn page(
     (after, next)
 }
 
+/// A cell a spreadsheet would run as a formula starts with one of these;
+/// such cells get a leading `'`, so answers anyone can send stay text.
+fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// CSV with a header row: the fixed columns, then one column per answer
-/// key found in the rows (sorted). Strings are written as they are, other
-/// values as JSON.
+/// key found in the rows (sorted), named `answers.KEY` so an answer key
+/// cannot pose as a fixed column. Strings are written as they are (with a
+/// `'` before a leading `=`, `+`, `-`, `@`, tab or CR), other values as
+/// JSON.
 pub fn to_csv(rows: &[ResponseRow]) -> Result<Vec<u8>, csv::Error> {
     let mut answer_keys: Vec<&str> = rows
         .iter()
@@ -165,20 +183,27 @@ pub fn to_csv(rows: &[ResponseRow]) -> Result<Vec<u8>, csv::Error> {
     answer_keys.sort_unstable();
     answer_keys.dedup();
     let mut out = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["profile_id", "survey_id", "response_id", "timestamp"];
-    header.extend(answer_keys.iter().copied());
+    let mut header: Vec<String> = ["profile_id", "survey_id", "response_id", "timestamp"]
+        .map(str::to_owned)
+        .to_vec();
+    header.extend(
+        answer_keys
+            .iter()
+            .map(|k| spreadsheet_safe(&format!("answers.{k}"))),
+    );
     out.write_record(&header)?;
     for row in rows {
         let mut record = vec![
-            row.profile_id.clone(),
-            row.survey_id.clone(),
-            row.response_id.clone(),
+            spreadsheet_safe(&row.profile_id),
+            spreadsheet_safe(&row.survey_id),
+            spreadsheet_safe(&row.response_id),
             row.timestamp.clone(),
         ];
         for key in &answer_keys {
             record.push(match row.answers.get(*key) {
                 None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
+                Some(Value::String(s)) => spreadsheet_safe(s),
+                // Numbers, booleans, arrays, objects: JSON, never a formula.
                 Some(other) => other.to_string(),
             });
         }
@@ -261,14 +286,32 @@ mod tests {
     }
 
     #[test]
+    fn a_response_moved_to_another_profile_between_pages_is_not_listed_again() {
+        let one = |profile_id: &str, response_id: &str| {
+            let json = json!([{"survey_id": "s", "response_id": response_id, "timestamp": "2026-01-01T00:00:00Z"}]);
+            responses_of(&profile(profile_id, json), &ResponseFilter::default())
+        };
+        let before = [one("anonymous:d1", "r1"), one("anonymous:d2", "r2")].concat();
+        let (first, cursor) = page(before, None, 1);
+        assert_eq!(first[0].response_id, "r1");
+        // d1 is stitched to u1: its response now belongs to the user.
+        let after = [one("user:u1", "r1"), one("anonymous:d2", "r2")].concat();
+        let (second, _) = page(after, cursor.as_ref(), 1);
+        let ids: Vec<&str> = second.iter().map(|r| r.response_id.as_str()).collect();
+        assert_eq!(ids, vec!["r2"]);
+    }
+
+    #[test]
     fn csv_has_a_column_per_answer_key_and_quotes_what_needs_it() {
         let (all, _) = page(rows(), None, 10);
         let text = String::from_utf8(to_csv(&all).unwrap_or_default()).unwrap_or_default();
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
-            Some("profile_id,survey_id,response_id,timestamp,rating,score,why")
+            Some("profile_id,survey_id,response_id,timestamp,answers.rating,answers.score,answers.why")
         );
         assert!(text.contains("\"fast, \"\"simple\"\"\""), "{text}");
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("fine"), "fine");
     }
 }

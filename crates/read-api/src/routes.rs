@@ -20,13 +20,19 @@ use crate::profiles::{answer, lookup_identifier, path_identifier};
 use crate::responses::{
     limit_param, page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow,
 };
-use crate::segments::{check_name, decode_cursor, encode_cursor, SegmentStore};
+use crate::segments::{check_name, decode_cursor, encode_cursor, SegmentStore, MAX_FILTER_BYTES};
 use idfold_segments::{parse, FilterError};
+
+/// Reads that scan the store run at most this many at once, each on a
+/// thread of its own, so a heavy read never stalls ingestion.
+const MAX_CONCURRENT_READS: usize = 4;
 
 #[derive(Clone)]
 pub struct ReadState(Arc<Inner>);
 
 struct Inner {
+    /// Reads run at once; more wait their turn.
+    reads: Arc<tokio::sync::Semaphore>,
     tokens: ReadTokens,
     store: StateStore,
     segments: SegmentStore,
@@ -50,11 +56,21 @@ impl ReadState {
         clock: fn() -> idfold_events::EventTime,
     ) -> ReadState {
         ReadState(Arc::new(Inner {
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
             tokens,
             store,
             segments,
             clock,
         }))
+    }
+
+    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ReadError> {
+        self.0
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ReadError::Output("shutting down".into()))
     }
 
     /// A stored segment's filter, once the token and the name check out.
@@ -113,7 +129,16 @@ pub fn router(state: ReadState) -> Router {
             "/v1/workspaces/{workspace}/profiles/{id}/responses",
             get(profile_responses),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": {"code": "method_not_allowed", "field": null, "message": "this route takes another method"}})),
+    )
+        .into_response()
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -128,22 +153,27 @@ async fn mau(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let store = &state.0.store;
-    match month_query(
-        param(&params, "month"),
-        param(&params, "from"),
-        param(&params, "to"),
-    )? {
-        MonthQuery::One(month) => Ok(Json(json!(store.mau_row(&workspace, month)?))),
-        MonthQuery::Range(months) => {
-            let rows = months
-                .into_iter()
-                .map(|month| store.mau_row(&workspace, month))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Json(json!({ "rows": rows })))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let store = &state.0.store;
+        match month_query(
+            param(&params, "month"),
+            param(&params, "from"),
+            param(&params, "to"),
+        )? {
+            MonthQuery::One(month) => Ok(Json(json!(store.mau_row(&workspace, month)?))),
+            MonthQuery::Range(months) => {
+                let rows = months
+                    .into_iter()
+                    .map(|month| store.mau_row(&workspace, month))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Json(json!({ "rows": rows })))
+            }
         }
-    }
+    })
 }
 
 async fn profile_lookup(
@@ -152,14 +182,19 @@ async fn profile_lookup(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let asked = lookup_identifier(
-        param(&params, "user_id"),
-        param(&params, "email"),
-        param(&params, "anonymous_id"),
-    )?;
-    let found = state.0.store.lookup(&workspace, &asked)?;
-    Ok(Json(answer(&asked, found)?))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let asked = lookup_identifier(
+            param(&params, "user_id"),
+            param(&params, "email"),
+            param(&params, "anonymous_id"),
+        )?;
+        let found = state.0.store.lookup(&workspace, &asked)?;
+        Ok(Json(answer(&asked, found)?))
+    })
 }
 
 async fn profile_by_id(
@@ -167,18 +202,20 @@ async fn profile_by_id(
     Path((workspace, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let asked = path_identifier(&id)?;
-    let found = state.0.store.lookup(&workspace, &asked)?;
-    Ok(Json(answer(&asked, found)?))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let asked = path_identifier(&id)?;
+        let found = state.0.store.lookup(&workspace, &asked)?;
+        Ok(Json(answer(&asked, found)?))
+    })
 }
 
 /// The filter, cursor and page size of a responses request.
-fn response_query(
-    params: &Params,
-    with_filter: bool,
-) -> Result<(ResponseFilter, Option<Cursor>, usize), ReadError> {
-    let filter = if with_filter {
+fn response_query(params: &Params) -> Result<(ResponseFilter, Option<Cursor>, usize), ReadError> {
+    let filter = {
         ResponseFilter {
             survey_id: param(params, "survey_id").map(str::to_owned),
             from: param(params, "from")
@@ -188,8 +225,6 @@ fn response_query(
                 .map(|t| time_param("to", t))
                 .transpose()?,
         }
-    } else {
-        ResponseFilter::default()
     };
     let cursor = param(params, "cursor").map(Cursor::decode).transpose()?;
     Ok((filter, cursor, limit_param(param(params, "limit"))?))
@@ -226,13 +261,18 @@ async fn responses(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let (filter, cursor, limit) = response_query(&params, true)?;
-    let mut rows = Vec::new();
-    for profile in state.0.store.profiles(Some(&workspace)) {
-        rows.extend(responses_of(&profile?, &filter));
-    }
-    responses_answer(&headers, rows, cursor.as_ref(), limit)
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let (filter, cursor, limit) = response_query(&params)?;
+        let mut rows = Vec::new();
+        for profile in state.0.store.profiles(Some(&workspace)) {
+            rows.extend(responses_of(&profile?, &filter));
+        }
+        responses_answer(&headers, rows, cursor.as_ref(), limit)
+    })
 }
 
 async fn profile_responses(
@@ -241,36 +281,55 @@ async fn profile_responses(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let (filter, cursor, limit) = response_query(&params, false)?;
-    let asked = path_identifier(&id)?;
-    let found = state.0.store.lookup(&workspace, &asked)?;
-    let profile = answer(&asked, found)?;
-    responses_answer(
-        &headers,
-        responses_of(&profile, &filter),
-        cursor.as_ref(),
-        limit,
-    )
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let (filter, cursor, limit) = response_query(&params)?;
+        let asked = path_identifier(&id)?;
+        let found = state.0.store.lookup(&workspace, &asked)?;
+        let profile = answer(&asked, found)?;
+        responses_answer(
+            &headers,
+            responses_of(&profile, &filter),
+            cursor.as_ref(),
+            limit,
+        )
+    })
 }
 
 async fn segment_put(
     State(state): State<ReadState>,
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    check_name(&name)?;
-    let filter: Value = serde_json::from_slice(&body).map_err(|e| {
-        ReadError::InvalidFilter(FilterError {
-            pointer: String::new(),
-            message: format!("the body is not JSON: {e}"),
-        })
-    })?;
-    parse(&filter).map_err(ReadError::InvalidFilter)?;
-    state.0.segments.put(&workspace, &name, &filter)?;
-    Ok(Json(json!({"name": name, "filter": filter})))
+    let body = axum::body::to_bytes(body, MAX_FILTER_BYTES)
+        .await
+        .map_err(|_| ReadError::BadParameter {
+            field: "body",
+            message: format!(
+                "is over the {} KiB a filter may take",
+                MAX_FILTER_BYTES / 1024
+            ),
+        })?;
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        check_name(&name)?;
+        let filter: Value = serde_json::from_slice(&body).map_err(|e| {
+            ReadError::InvalidFilter(FilterError {
+                pointer: String::new(),
+                message: format!("the body is not JSON: {e}"),
+            })
+        })?;
+        parse(&filter).map_err(ReadError::InvalidFilter)?;
+        state.0.segments.put(&workspace, &name, &filter)?;
+        Ok(Json(json!({"name": name, "filter": filter})))
+    })
 }
 
 async fn segment_get(
@@ -278,8 +337,13 @@ async fn segment_get(
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    let filter = state.stored_segment(&headers, &workspace, &name)?;
-    Ok(Json(json!({"name": name, "filter": filter})))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        let filter = state.stored_segment(&headers, &workspace, &name)?;
+        Ok(Json(json!({"name": name, "filter": filter})))
+    })
 }
 
 async fn segment_delete(
@@ -287,13 +351,18 @@ async fn segment_delete(
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    check_name(&name)?;
-    if state.0.segments.delete(&workspace, &name)? {
-        Ok(axum::http::StatusCode::NO_CONTENT)
-    } else {
-        Err(ReadError::NotFound("such segment"))
-    }
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        check_name(&name)?;
+        if state.0.segments.delete(&workspace, &name)? {
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        } else {
+            Err(ReadError::NotFound("such segment"))
+        }
+    })
 }
 
 async fn segment_list(
@@ -301,15 +370,20 @@ async fn segment_list(
     Path(workspace): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let segments: Vec<Value> = state
-        .0
-        .segments
-        .all(&workspace)?
-        .into_iter()
-        .map(|(name, filter, _)| json!({"name": name, "filter": filter}))
-        .collect();
-    Ok(Json(json!({ "segments": segments })))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let segments: Vec<Value> = state
+            .0
+            .segments
+            .all(&workspace)?
+            .iter()
+            .map(|(name, filter, _)| json!({"name": name, "filter": filter}))
+            .collect();
+        Ok(Json(json!({ "segments": segments })))
+    })
 }
 
 /// The identified profiles in a segment, by id, paged; with the total.
@@ -319,43 +393,48 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    let json = state.stored_segment(&headers, &workspace, &name)?;
-    let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
-    let limit = limit_param(param(&params, "limit"))?;
-    let after = param(&params, "cursor").map(decode_cursor).transpose()?;
-    let at = (state.0.clock)();
-    let mut total = 0usize;
-    let mut members = Vec::new();
-    let mut more = false;
-    for profile in state.0.store.profiles(Some(&workspace)) {
-        let profile = profile?;
-        if !filter.matches(&profile, at) {
-            continue;
-        }
-        total += 1;
-        let id = profile["id"].as_str().unwrap_or_default();
-        if after.as_deref().is_some_and(|a| id <= a) {
-            continue;
-        }
-        if members.len() == limit {
-            more = true;
-            continue;
-        }
-        members.push(json!({
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        let json = state.stored_segment(&headers, &workspace, &name)?;
+        let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
+        let limit = limit_param(param(&params, "limit"))?;
+        let after = param(&params, "cursor").map(decode_cursor).transpose()?;
+        let at = (state.0.clock)();
+        let mut total = 0usize;
+        let mut members = Vec::new();
+        let mut more = false;
+        for profile in state.0.store.profiles(Some(&workspace)) {
+            let profile = profile?;
+            if !filter.matches(&profile, at) {
+                continue;
+            }
+            total += 1;
+            let id = profile["id"].as_str().unwrap_or_default();
+            if after.as_deref().is_some_and(|a| id <= a) {
+                continue;
+            }
+            if members.len() == limit {
+                more = true;
+                continue;
+            }
+            members.push(json!({
             "id": id, "user_id": profile["user_id"], "emails": profile["emails"], "traits": profile["traits"],
         }));
-    }
-    let next = if more {
-        members
-            .last()
-            .and_then(|m| m["id"].as_str())
-            .map(encode_cursor)
-    } else {
-        None
-    };
-    Ok(Json(
-        json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
-    ))
+        }
+        let next = if more {
+            members
+                .last()
+                .and_then(|m| m["id"].as_str())
+                .map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Json(
+            json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
+        ))
+    })
 }
 
 /// The segments a profile is in now: what decides whether to show it a survey.
@@ -364,18 +443,23 @@ async fn profile_segments(
     Path((workspace, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    state.authorize(&headers, &workspace)?;
-    let asked = path_identifier(&id)?;
-    let found = state.0.store.lookup(&workspace, &asked)?;
-    let profile = answer(&asked, found)?;
-    let at = (state.0.clock)();
-    let names: Vec<String> = state
-        .0
-        .segments
-        .all(&workspace)?
-        .into_iter()
-        .filter(|(_, _, filter)| filter.matches(&profile, at))
-        .map(|(name, _, _)| name)
-        .collect();
-    Ok(Json(json!({"profile": profile["id"], "segments": names})))
+    let _permit = state.read_permit().await?;
+    // sled reads and filter evaluation block: off the async workers that
+    // take in events.
+    tokio::task::block_in_place(|| {
+        state.authorize(&headers, &workspace)?;
+        let asked = path_identifier(&id)?;
+        let found = state.0.store.lookup(&workspace, &asked)?;
+        let profile = answer(&asked, found)?;
+        let at = (state.0.clock)();
+        let names: Vec<String> = state
+            .0
+            .segments
+            .all(&workspace)?
+            .iter()
+            .filter(|(_, _, filter)| filter.matches(&profile, at))
+            .map(|(name, _, _)| name.clone())
+            .collect();
+        Ok(Json(json!({"profile": profile["id"], "segments": names})))
+    })
 }

@@ -2,6 +2,9 @@
 //! members of a segment, paged by profile id, and the segments a profile
 //! is in.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use base64::Engine;
 use idfold_log::{DataDir, LogError};
 use idfold_segments::{parse, Filter};
@@ -11,11 +14,21 @@ use crate::error::ReadError;
 
 const SEGMENTS_TREE: &str = "segments";
 
+/// The most segments one workspace may keep, and the largest filter: each
+/// is evaluated on every profile a members request reads.
+pub const MAX_SEGMENTS: usize = 100;
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+
+type Parsed = Arc<Vec<(String, Value, Filter)>>;
+
 /// The segment definitions, in a tree of their own: a `rebuild` clears
-/// the projections, not them.
+/// the projections, not them. Parsed filters are kept per workspace, and
+/// dropped when one of its segments is stored or deleted (this process is
+/// the only writer).
 #[derive(Debug, Clone)]
 pub struct SegmentStore {
     tree: sled::Tree,
+    parsed: Arc<RwLock<HashMap<String, Parsed>>>,
 }
 
 fn key(workspace: &str, name: &str) -> Vec<u8> {
@@ -47,10 +60,26 @@ impl SegmentStore {
     pub fn open(dir: &DataDir) -> Result<SegmentStore, LogError> {
         Ok(SegmentStore {
             tree: dir.tree(SEGMENTS_TREE)?,
+            parsed: Arc::default(),
         })
     }
 
     pub fn put(&self, workspace: &str, name: &str, filter: &Value) -> Result<(), ReadError> {
+        let is_new = self
+            .tree
+            .get(key(workspace, name))
+            .map_err(store)?
+            .is_none();
+        if is_new && self.all(workspace)?.len() >= MAX_SEGMENTS {
+            return Err(ReadError::BadParameter {
+                field: "name",
+                message: format!(
+                    "would be segment {} of this workspace; the limit is {MAX_SEGMENTS}",
+                    MAX_SEGMENTS + 1
+                ),
+            });
+        }
+        self.forget(workspace);
         self.tree
             .insert(key(workspace, name), filter.to_string().into_bytes())
             .map_err(store)?;
@@ -68,13 +97,36 @@ impl SegmentStore {
 
     /// True when there was one to delete.
     pub fn delete(&self, workspace: &str, name: &str) -> Result<bool, ReadError> {
+        self.forget(workspace);
         let removed = self.tree.remove(key(workspace, name)).map_err(store)?;
         self.tree.flush().map_err(store)?;
         Ok(removed.is_some())
     }
 
-    /// Every segment of a workspace, by name, parsed.
-    pub fn all(&self, workspace: &str) -> Result<Vec<(String, Value, Filter)>, ReadError> {
+    fn forget(&self, workspace: &str) {
+        if let Ok(mut parsed) = self.parsed.write() {
+            parsed.remove(workspace);
+        }
+    }
+
+    /// Every segment of a workspace, by name, parsed (once, then kept).
+    pub fn all(&self, workspace: &str) -> Result<Parsed, ReadError> {
+        if let Some(kept) = self
+            .parsed
+            .read()
+            .ok()
+            .and_then(|p| p.get(workspace).cloned())
+        {
+            return Ok(kept);
+        }
+        let loaded = Arc::new(self.load(workspace)?);
+        if let Ok(mut parsed) = self.parsed.write() {
+            parsed.insert(workspace.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    fn load(&self, workspace: &str) -> Result<Vec<(String, Value, Filter)>, ReadError> {
         let prefix = key(workspace, "");
         self.tree
             .scan_prefix(&prefix)

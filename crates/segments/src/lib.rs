@@ -10,4 +10,4 @@ mod matches;
 mod parse;
 
 pub use filter::{Filter, SeenField, TimeTest, TraitTest, When};
-pub use parse::{parse, FilterError, MAX_CONDITIONS, MAX_DEPTH};
+pub use parse::{parse, FilterError, MAX_CONDITIONS, MAX_DAYS, MAX_DEPTH, MAX_IN_VALUES};

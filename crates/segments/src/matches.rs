@@ -69,9 +69,9 @@ fn time_of(value: &Value) -> Option<EventTime> {
 fn trait_holds(value: Option<&Value>, test: &TraitTest) -> bool {
     let number = value.and_then(Value::as_f64);
     match test {
-        TraitTest::Eq(expected) => value == Some(expected),
-        TraitTest::Ne(expected) => value != Some(expected),
-        TraitTest::In(options) => value.is_some_and(|v| options.contains(v)),
+        TraitTest::Eq(expected) => value.is_some_and(|v| same(v, expected)),
+        TraitTest::Ne(expected) => !value.is_some_and(|v| same(v, expected)),
+        TraitTest::In(options) => value.is_some_and(|v| options.iter().any(|o| same(v, o))),
         TraitTest::Exists(wanted) => value.is_some() == *wanted,
         TraitTest::Gt(limit) => number.is_some_and(|n| n > *limit),
         TraitTest::Lt(limit) => number.is_some_and(|n| n < *limit),
@@ -80,6 +80,15 @@ fn trait_holds(value: Option<&Value>, test: &TraitTest) -> bool {
         TraitTest::Contains(text) => value
             .and_then(Value::as_str)
             .is_some_and(|s| s.contains(text.as_str())),
+    }
+}
+
+/// JSON equality, except that numbers compare by value: `34` and `34.0`
+/// are the same trait value (clients differ in how they write numbers).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) if a.is_number() && b.is_number() => x == y,
+        _ => a == b,
     }
 }
 
@@ -154,6 +163,9 @@ mod tests {
             (json!({"trait": "name", "contains": "Lee"}), true),
             (json!({"trait": "name", "contains": "lee"}), false),
             (json!({"trait": "age", "contains": "3"}), false),
+            (json!({"trait": "age", "eq": 34.0}), true),
+            (json!({"trait": "age", "in": [34.0]}), true),
+            (json!({"trait": "age", "ne": 34.0}), false),
         ];
         for (filter, expected) in cases {
             assert_eq!(check(filter.clone(), &p), expected, "{filter}");

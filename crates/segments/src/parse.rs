@@ -18,6 +18,10 @@ use crate::filter::{Filter, SeenField, TimeTest, TraitTest, When};
 /// filter may hold: a segment is evaluated on every profile.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_CONDITIONS: usize = 200;
+/// The most values one `in` may list.
+pub const MAX_IN_VALUES: usize = 1000;
+/// The longest window, in days.
+pub const MAX_DAYS: u64 = 366;
 
 /// Where (a JSON pointer into the filter) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +96,14 @@ fn text<'v>(
 fn days(value: &Value, pointer: &str) -> Result<u32, FilterError> {
     value
         .as_u64()
-        .filter(|d| (1..=36_500).contains(d))
+        .filter(|d| (1..=MAX_DAYS).contains(d))
         .and_then(|d| u32::try_from(d).ok())
-        .ok_or_else(|| error(pointer, "must be a whole number of days from 1 to 36500"))
+        .ok_or_else(|| {
+            error(
+                pointer,
+                format!("must be a whole number of days from 1 to {MAX_DAYS}"),
+            )
+        })
 }
 
 impl Parser {
@@ -209,6 +218,12 @@ fn trait_condition(object: &Map<String, Value>, pointer: &str) -> Result<Filter,
         "eq" => TraitTest::Eq(value),
         "ne" => TraitTest::Ne(value),
         "in" => match value {
+            Value::Array(items) if items.len() > MAX_IN_VALUES => {
+                return Err(error(
+                    &here,
+                    format!("lists more than {MAX_IN_VALUES} values"),
+                ))
+            }
             Value::Array(items) => TraitTest::In(items),
             _ => return Err(error(&here, "must be an array of values")),
         },
