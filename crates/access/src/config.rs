@@ -72,13 +72,13 @@ pub enum AccessError {
     EnvEntry { index: usize },
     #[error("workspace id {id:?} may only contain ASCII letters, digits, `_` and `-` (1 to 64)")]
     WorkspaceId { id: String },
-    #[error("a write key of workspace {workspace} is shorter than {MIN_KEY_CHARS} characters")]
+    #[error("a write key or read token of workspace {workspace} is shorter than {MIN_KEY_CHARS} characters")]
     ShortKey { workspace: String },
-    #[error("a write key of workspace {workspace} contains `:` or whitespace: it could not be sent as an HTTP Basic user name")]
+    #[error("a write key or read token of workspace {workspace} contains `:` or whitespace: it could not be sent in an Authorization header")]
     KeyCharacters { workspace: String },
     #[error("a read token of workspace {workspace} is also a write key: keep the two apart")]
     TokenIsWriteKey { workspace: String },
-    #[error("one write key is listed for two workspaces ({first} and {second}): a key decides its workspace")]
+    #[error("one write key or read token is listed for two workspaces ({first} and {second}): a secret decides its workspace")]
     SharedKey { first: String, second: String },
 }
 
