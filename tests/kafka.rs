@@ -332,3 +332,27 @@ fn a_canonical_log_recreated_behind_the_fold_s_position_stops_it_with_what_to_do
         embedded_export(&[&fixture("sample.ndjson")])
     );
 }
+
+#[test]
+fn a_rebuild_that_cannot_reach_the_broker_leaves_the_state_as_it_was() {
+    let topics = KafkaTopics::create(&test_broker(), 2);
+    let idfold = Idfold::new();
+    ingest_and_fold(&idfold, &topics, &fixture("sample.ndjson"));
+    let before = idfold.export();
+    assert!(!before.is_empty());
+    // The same topics, on a broker that does not answer.
+    let args = [
+        "--kafka",
+        "127.0.0.1:9",
+        "--topic-prefix",
+        topics.prefix.as_str(),
+    ];
+    let out = idfold.run("rebuild", &args);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(idfold.export(), before, "nothing was cleared");
+}

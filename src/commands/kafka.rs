@@ -171,12 +171,9 @@ pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::R
     let (stop, _signals) = stop_on_signal()?;
     let dir = data.open()?;
     let projector = Projector::open(&dir, options(fold))?;
-    projector.store().clear()?;
-    let total = FoldStage::new(&settings, projector, fold.batch_size)?.run(
-        RunMode::UntilIdle,
-        &stop,
-        |_| {},
-    )?;
+    let stage = FoldStage::new(&settings, projector, fold.batch_size)?;
+    stage.clear_state()?;
+    let total = stage.run(RunMode::UntilIdle, &stop, |_| {})?;
     summary("rebuilt from", &total, false);
     Ok(ExitCode::SUCCESS)
 }

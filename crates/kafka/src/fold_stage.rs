@@ -102,6 +102,11 @@ impl FoldState {
     }
 }
 
+/// The name a data directory folding this canonical log is bound to.
+fn log_name(settings: &KafkaSettings) -> String {
+    format!("kafka:{}", settings.topics.events)
+}
+
 impl ConsumerContext for FoldContext {
     fn rebalance(
         &self,
@@ -200,9 +205,6 @@ impl FoldStage {
         projector: Projector,
         batch_size: usize,
     ) -> Result<FoldStage, KafkaStageError> {
-        projector
-            .store()
-            .bind_log(&format!("kafka:{}", settings.topics.events))?;
         let context = FoldContext {
             topic: settings.topics.events.clone(),
             state: Mutex::new(FoldState {
@@ -221,13 +223,32 @@ impl FoldStage {
             .consumer(&settings.fold_group)
             .set("auto.offset.reset", "error")
             .create_with_context(context)?;
+        // The broker answers and has the topic before anything is bound
+        // or, for a rebuild, cleared.
         partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
+        consumer
+            .context()
+            .lock()
+            .projector
+            .store()
+            .bind_log(&log_name(settings))?;
         consumer.subscribe(&[settings.topics.events.as_str()])?;
         Ok(FoldStage {
             consumer,
             settings: settings.clone(),
             batch_size: batch_size.max(1),
         })
+    }
+
+    /// Drops every projection and position (`rebuild --kafka`), once `new`
+    /// has seen the broker and the topic: an unreachable broker leaves the
+    /// state as it was.
+    pub fn clear_state(&self) -> Result<(), KafkaStageError> {
+        let state = self.consumer.context().lock();
+        let store = state.projector.store();
+        store.clear()?;
+        store.bind_log(&log_name(&self.settings))?;
+        Ok(())
     }
 
     /// Every stored position must lie within what the log holds: beyond
