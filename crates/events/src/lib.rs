@@ -18,6 +18,6 @@ pub use time::{
     format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
 };
 pub use validate::{
-    decode_event, decode_json, json_type_name, normalize_email, parse_json_event,
-    stamp_received_at, validate_value, PLACEHOLDER_IDENTIFIERS,
+    decode_event, decode_json, is_plausible_email, json_type_name, normalize_email,
+    parse_json_event, stamp_received_at, validate_value, PLACEHOLDER_IDENTIFIERS,
 };

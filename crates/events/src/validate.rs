@@ -435,6 +435,11 @@ pub fn normalize_email(text: &str) -> String {
     text.trim().to_lowercase()
 }
 
+/// Whether an email, once normalized, would be accepted.
+pub fn is_plausible_email(text: &str) -> bool {
+    email_problem(&normalize_email(text)).is_none()
+}
+
 /// Normalized, then checked for plausibility.
 fn email(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
     let name = "email";

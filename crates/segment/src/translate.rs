@@ -16,8 +16,8 @@
 //! - `integrations` and the rest of `context` are accepted and not kept.
 
 use idfold_events::{
-    format_nanos, json_type_name, validate_value, Event, EventTime, ReasonCode, Rejection,
-    SurveyAction,
+    format_nanos, is_plausible_email, json_type_name, validate_value, Event, EventTime, ReasonCode,
+    Rejection, SurveyAction,
 };
 use serde_json::{Map, Value};
 
@@ -123,9 +123,12 @@ pub fn translate(
     let (email, email_field) = match (
         call == SegmentCall::Identify,
         traits.and_then(|t| t.get("email")).filter(|v| !v.is_null()),
+        // SDKs attach the user's cached traits to every call: a cached
+        // email that is not plausible is not the call's to fail on, so it
+        // is left out (as Segment does), not rejected.
         context_traits
             .and_then(|t| t.get("email"))
-            .filter(|v| !v.is_null()),
+            .filter(|v| v.as_str().is_some_and(is_plausible_email)),
     ) {
         (true, Some(email), _) => (Some(email.clone()), "traits.email"),
         (_, _, Some(email)) => (Some(email.clone()), "context.traits.email"),
@@ -643,6 +646,23 @@ mod tests {
             (r.reason, r.field.as_deref()),
             (ReasonCode::MissingField, Some("type"))
         );
+    }
+
+    #[test]
+    fn a_cached_email_that_is_not_plausible_is_left_out_not_rejected() {
+        let e = event(
+            Some(SegmentCall::Track),
+            json!({"userId": "u", "event": "E", "messageId": "m",
+                   "context": {"traits": {"email": "not an email"}}}),
+        );
+        assert_eq!(e.email, None);
+        assert_eq!(e.user_id.as_deref(), Some("u"));
+        // The identify call's own traits.email is still checked.
+        let r = rejection(
+            Some(SegmentCall::Identify),
+            json!({"userId": "u", "traits": {"email": "not an email"}}),
+        );
+        assert_eq!(r.field.as_deref(), Some("traits.email"));
     }
 
     #[test]
