@@ -215,9 +215,19 @@ fn response(i: usize) -> String {
 }
 
 fn send(server: &Server, events: &[String]) {
+    send_to(server, "acme", events);
+}
+
+/// Events as NDJSON to `/v1/events` with the workspace's write key.
+fn send_to(server: &Server, workspace: &str, events: &[String]) {
+    let key = KEYS
+        .iter()
+        .find(|(w, _)| *w == workspace)
+        .map(|(_, k)| *k)
+        .expect("a key");
     let reply = post(
         &server.url("/v1/events"),
-        &[("Authorization", &basic(KEYS[0].1))],
+        &[("Authorization", &basic(key))],
         events.join("\n").as_bytes(),
     );
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -260,12 +270,7 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
     // Another workspace's response, which acme must never list.
     let theirs = json!({"type": "survey", "message_id": "resp-globex", "timestamp": "2026-03-02T10:00:00Z",
         "user_id": "u-1", "survey_id": "s1", "action": "responded", "response_id": "r-globex", "answers": {"score": 1}});
-    let reply = post(
-        &server.url("/v1/events"),
-        &[("Authorization", &basic(KEYS[1].1))],
-        theirs.to_string().as_bytes(),
-    );
-    assert_eq!(reply.status, 200, "{reply:?}");
+    send_to(&server, "globex", &[theirs.to_string()]);
     wait_for("60 responses folded", || {
         read(
             &server,
@@ -506,12 +511,7 @@ fn segments_hold_the_identified_profiles_their_filters_say_and_point_at_bad_filt
     send(&server, &events);
     // A pro user of another workspace: never a member of acme's segments.
     let theirs = json!({"type": "identify", "message_id": "seg-globex", "user_id": "u-zed", "timestamp": days_ago(1), "traits": {"plan": "pro", "age": 50}});
-    let reply = post(
-        &server.url("/v1/events"),
-        &[("Authorization", &basic(KEYS[1].1))],
-        theirs.to_string().as_bytes(),
-    );
-    assert_eq!(reply.status, 200, "{reply:?}");
+    send_to(&server, "globex", &[theirs.to_string()]);
     wait_for("globex's user folded", || {
         read(
             &server,

@@ -64,13 +64,34 @@ impl ReadState {
         }))
     }
 
-    async fn read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ReadError> {
-        self.0
+    /// Runs a read that blocks (sled reads, filter evaluation) off the async
+    /// workers that take in events, at most `MAX_CONCURRENT_READS` at once.
+    async fn blocking<T>(
+        &self,
+        read: impl FnOnce() -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
+        let _permit = self
+            .0
             .reads
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ReadError::Output("shutting down".into()))
+            .map_err(|_| ReadError::Output("shutting down".into()))?;
+        tokio::task::block_in_place(read)
+    }
+
+    /// The profile `id` names (a device or email resolving to its user), once
+    /// the token checks out.
+    fn profile_at(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        id: &str,
+    ) -> Result<Value, ReadError> {
+        self.authorize(headers, workspace)?;
+        let asked = path_identifier(id)?;
+        let found = self.0.store.lookup(workspace, &asked)?;
+        answer(&asked, found)
     }
 
     /// A stored segment's filter, once the token and the name check out.
@@ -153,27 +174,26 @@ async fn mau(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let store = &state.0.store;
-        match month_query(
-            param(&params, "month"),
-            param(&params, "from"),
-            param(&params, "to"),
-        )? {
-            MonthQuery::One(month) => Ok(Json(json!(store.mau_row(&workspace, month)?))),
-            MonthQuery::Range(months) => {
-                let rows = months
-                    .into_iter()
-                    .map(|month| store.mau_row(&workspace, month))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Json(json!({ "rows": rows })))
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            let store = &state.0.store;
+            match month_query(
+                param(&params, "month"),
+                param(&params, "from"),
+                param(&params, "to"),
+            )? {
+                MonthQuery::One(month) => Ok(Json(json!(store.mau_row(&workspace, month)?))),
+                MonthQuery::Range(months) => {
+                    let rows = months
+                        .into_iter()
+                        .map(|month| store.mau_row(&workspace, month))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Json(json!({ "rows": rows })))
+                }
             }
-        }
-    })
+        })
+        .await
 }
 
 async fn profile_lookup(
@@ -182,19 +202,18 @@ async fn profile_lookup(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let asked = lookup_identifier(
-            param(&params, "user_id"),
-            param(&params, "email"),
-            param(&params, "anonymous_id"),
-        )?;
-        let found = state.0.store.lookup(&workspace, &asked)?;
-        Ok(Json(answer(&asked, found)?))
-    })
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            let asked = lookup_identifier(
+                param(&params, "user_id"),
+                param(&params, "email"),
+                param(&params, "anonymous_id"),
+            )?;
+            let found = state.0.store.lookup(&workspace, &asked)?;
+            Ok(Json(answer(&asked, found)?))
+        })
+        .await
 }
 
 async fn profile_by_id(
@@ -202,15 +221,9 @@ async fn profile_by_id(
     Path((workspace, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let asked = path_identifier(&id)?;
-        let found = state.0.store.lookup(&workspace, &asked)?;
-        Ok(Json(answer(&asked, found)?))
-    })
+    state
+        .blocking(|| Ok(Json(state.profile_at(&headers, &workspace, &id)?)))
+        .await
 }
 
 /// The filter, cursor and page size of a responses request.
@@ -261,18 +274,17 @@ async fn responses(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let (filter, cursor, limit) = response_query(&params)?;
-        let mut rows = Vec::new();
-        for profile in state.0.store.profiles(Some(&workspace)) {
-            rows.extend(responses_of(&profile?, &filter));
-        }
-        responses_answer(&headers, rows, cursor.as_ref(), limit)
-    })
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            let (filter, cursor, limit) = response_query(&params)?;
+            let mut rows = Vec::new();
+            for profile in state.0.store.profiles(Some(&workspace)) {
+                rows.extend(responses_of(&profile?, &filter));
+            }
+            responses_answer(&headers, rows, cursor.as_ref(), limit)
+        })
+        .await
 }
 
 async fn profile_responses(
@@ -281,22 +293,18 @@ async fn profile_responses(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let (filter, cursor, limit) = response_query(&params)?;
-        let asked = path_identifier(&id)?;
-        let found = state.0.store.lookup(&workspace, &asked)?;
-        let profile = answer(&asked, found)?;
-        responses_answer(
-            &headers,
-            responses_of(&profile, &filter),
-            cursor.as_ref(),
-            limit,
-        )
-    })
+    state
+        .blocking(|| {
+            let profile = state.profile_at(&headers, &workspace, &id)?;
+            let (filter, cursor, limit) = response_query(&params)?;
+            responses_answer(
+                &headers,
+                responses_of(&profile, &filter),
+                cursor.as_ref(),
+                limit,
+            )
+        })
+        .await
 }
 
 async fn segment_put(
@@ -314,22 +322,21 @@ async fn segment_put(
                 MAX_FILTER_BYTES / 1024
             ),
         })?;
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        check_name(&name)?;
-        let filter: Value = serde_json::from_slice(&body).map_err(|e| {
-            ReadError::InvalidFilter(FilterError {
-                pointer: String::new(),
-                message: format!("the body is not JSON: {e}"),
-            })
-        })?;
-        parse(&filter).map_err(ReadError::InvalidFilter)?;
-        state.0.segments.put(&workspace, &name, &filter)?;
-        Ok(Json(json!({"name": name, "filter": filter})))
-    })
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            check_name(&name)?;
+            let filter: Value = serde_json::from_slice(&body).map_err(|e| {
+                ReadError::InvalidFilter(FilterError {
+                    pointer: String::new(),
+                    message: format!("the body is not JSON: {e}"),
+                })
+            })?;
+            parse(&filter).map_err(ReadError::InvalidFilter)?;
+            state.0.segments.put(&workspace, &name, &filter)?;
+            Ok(Json(json!({"name": name, "filter": filter})))
+        })
+        .await
 }
 
 async fn segment_get(
@@ -337,13 +344,12 @@ async fn segment_get(
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        let filter = state.stored_segment(&headers, &workspace, &name)?;
-        Ok(Json(json!({"name": name, "filter": filter})))
-    })
+    state
+        .blocking(|| {
+            let filter = state.stored_segment(&headers, &workspace, &name)?;
+            Ok(Json(json!({"name": name, "filter": filter})))
+        })
+        .await
 }
 
 async fn segment_delete(
@@ -351,18 +357,17 @@ async fn segment_delete(
     Path((workspace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        check_name(&name)?;
-        if state.0.segments.delete(&workspace, &name)? {
-            Ok(axum::http::StatusCode::NO_CONTENT)
-        } else {
-            Err(ReadError::NotFound("such segment"))
-        }
-    })
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            check_name(&name)?;
+            if state.0.segments.delete(&workspace, &name)? {
+                Ok(axum::http::StatusCode::NO_CONTENT)
+            } else {
+                Err(ReadError::NotFound("such segment"))
+            }
+        })
+        .await
 }
 
 async fn segment_list(
@@ -370,20 +375,19 @@ async fn segment_list(
     Path(workspace): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let segments: Vec<Value> = state
-            .0
-            .segments
-            .all(&workspace)?
-            .iter()
-            .map(|(name, filter, _)| json!({"name": name, "filter": filter}))
-            .collect();
-        Ok(Json(json!({ "segments": segments })))
-    })
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            let segments: Vec<Value> = state
+                .0
+                .segments
+                .all(&workspace)?
+                .iter()
+                .map(|(name, filter, _)| json!({"name": name, "filter": filter}))
+                .collect();
+            Ok(Json(json!({ "segments": segments })))
+        })
+        .await
 }
 
 /// The identified profiles in a segment, by id, paged; with the total.
@@ -393,10 +397,7 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
+    state.blocking(|| {
         let json = state.stored_segment(&headers, &workspace, &name)?;
         let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
         let limit = limit_param(param(&params, "limit"))?;
@@ -435,6 +436,7 @@ async fn segment_members(
             json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
         ))
     })
+    .await
 }
 
 /// The segments a profile is in now: what decides whether to show it a survey.
@@ -443,23 +445,19 @@ async fn profile_segments(
     Path((workspace, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
-    let _permit = state.read_permit().await?;
-    // sled reads and filter evaluation block: off the async workers that
-    // take in events.
-    tokio::task::block_in_place(|| {
-        state.authorize(&headers, &workspace)?;
-        let asked = path_identifier(&id)?;
-        let found = state.0.store.lookup(&workspace, &asked)?;
-        let profile = answer(&asked, found)?;
-        let at = (state.0.clock)();
-        let names: Vec<String> = state
-            .0
-            .segments
-            .all(&workspace)?
-            .iter()
-            .filter(|(_, _, filter)| filter.matches(&profile, at))
-            .map(|(name, _, _)| name.clone())
-            .collect();
-        Ok(Json(json!({"profile": profile["id"], "segments": names})))
-    })
+    state
+        .blocking(|| {
+            let profile = state.profile_at(&headers, &workspace, &id)?;
+            let at = (state.0.clock)();
+            let names: Vec<String> = state
+                .0
+                .segments
+                .all(&workspace)?
+                .iter()
+                .filter(|(_, _, filter)| filter.matches(&profile, at))
+                .map(|(name, _, _)| name.clone())
+                .collect();
+            Ok(Json(json!({"profile": profile["id"], "segments": names})))
+        })
+        .await
 }
