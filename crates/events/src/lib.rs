@@ -19,5 +19,6 @@ pub use time::{
 };
 pub use validate::{
     decode_event, decode_json, is_plausible_email, json_type_name, normalize_email,
-    parse_json_event, stamp_received_at, validate_value, PLACEHOLDER_IDENTIFIERS,
+    optional_object, optional_string, parse_json_event, stamp_received_at, validate_value,
+    PLACEHOLDER_IDENTIFIERS,
 };

@@ -266,7 +266,8 @@ fn required_string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a st
     }
 }
 
-fn optional_string<'a>(
+/// An optional string field (`null` meaning absent), as `optional_object`.
+pub fn optional_string<'a>(
     obj: &'a Map<String, Value>,
     name: &str,
 ) -> Result<Option<&'a str>, Rejection> {
@@ -317,16 +318,20 @@ fn optional_name(
 }
 
 fn required_object(obj: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, Rejection> {
-    optional_object(obj, name)?.ok_or_else(|| Rejection::missing(name))
+    optional_object(obj, name)?
+        .cloned()
+        .ok_or_else(|| Rejection::missing(name))
 }
 
-fn optional_object(
-    obj: &Map<String, Value>,
+/// An optional JSON object field (`null` meaning absent); for the edges
+/// that read fields of their own formats (Segment's) the same way.
+pub fn optional_object<'a>(
+    obj: &'a Map<String, Value>,
     name: &str,
-) -> Result<Option<Map<String, Value>>, Rejection> {
+) -> Result<Option<&'a Map<String, Value>>, Rejection> {
     match get(obj, name) {
         None => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(Value::Object(m)) => Ok(Some(m)),
         Some(other) => Err(Rejection::invalid(
             name,
             format_args!("must be a JSON object, not {}", json_type_name(other)),
@@ -489,23 +494,23 @@ fn email_problem(email: &str) -> Option<&'static str> {
 fn body(kind: EventKind, obj: &Map<String, Value>) -> Result<EventBody, Rejection> {
     match kind {
         EventKind::Identify => Ok(EventBody::Identify {
-            traits: optional_object(obj, "traits")?,
+            traits: optional_object(obj, "traits")?.cloned(),
         }),
         EventKind::Traits => Ok(EventBody::Traits {
             traits: required_object(obj, "traits")?,
-            set_once: optional_object(obj, "set_once")?,
+            set_once: optional_object(obj, "set_once")?.cloned(),
             unset: unset(obj)?,
         }),
         EventKind::Track => Ok(EventBody::Track {
             event: required_name(obj, "event", MAX_NAME_CHARS)?,
-            properties: optional_object(obj, "properties")?,
+            properties: optional_object(obj, "properties")?.cloned(),
         }),
         EventKind::Survey => Ok(EventBody::Survey {
             survey_id: required_name(obj, "survey_id", MAX_NAME_CHARS)?,
             action: survey_action(obj)?,
             response_id: optional_name(obj, "response_id", MAX_NAME_CHARS)?,
-            answers: optional_object(obj, "answers")?,
-            context: optional_object(obj, "context")?,
+            answers: optional_object(obj, "answers")?.cloned(),
+            context: optional_object(obj, "context")?.cloned(),
         }),
     }
 }

@@ -16,8 +16,8 @@
 //! - `integrations` and the rest of `context` are accepted and not kept.
 
 use idfold_events::{
-    format_nanos, is_plausible_email, json_type_name, validate_value, Event, EventTime, ReasonCode,
-    Rejection, SurveyAction,
+    format_nanos, is_plausible_email, json_type_name, optional_object, optional_string,
+    validate_value, Event, EventTime, ReasonCode, Rejection, SurveyAction,
 };
 use serde_json::{Map, Value};
 
@@ -77,14 +77,14 @@ pub fn translate(
     }
 
     let received_at = format_nanos(envelope.received_at);
-    let (timestamp, untimed) = match text_field(message, "timestamp")? {
+    let (timestamp, untimed) = match optional_string(message, "timestamp")? {
         Some(t) => (t.to_owned(), false),
-        None => match text_field(message, "originalTimestamp")? {
+        None => match optional_string(message, "originalTimestamp")? {
             Some(t) => (t.to_owned(), false),
             None => (received_at.clone(), true),
         },
     };
-    let sent_at = match text_field(message, "sentAt")? {
+    let sent_at = match optional_string(message, "sentAt")? {
         Some(s) => Some(Value::from(s)),
         None => envelope
             .batch_sent_at
@@ -109,7 +109,7 @@ pub fn translate(
         ),
     };
 
-    let traits = object_field(message, "traits")?;
+    let traits = optional_object(message, "traits")?;
     let context_traits = match context.get("traits").filter(|v| !v.is_null()) {
         None => None,
         Some(Value::Object(t)) => Some(t),
@@ -168,7 +168,7 @@ pub fn translate(
         }
         SegmentCall::Track | SegmentCall::Page | SegmentCall::Screen => {
             put_ids(&mut event, user_id, anonymous_id);
-            let properties = object_field(message, "properties")?;
+            let properties = optional_object(message, "properties")?;
             let name = match call {
                 SegmentCall::Track => match message.get("event").filter(|v| !v.is_null()) {
                     None => return Err(Rejection::missing("event")),
@@ -176,7 +176,7 @@ pub fn translate(
                 },
                 _ => {
                     names.event = "name";
-                    match text_field(message, "name")? {
+                    match optional_string(message, "name")? {
                         Some(name) => Value::from(name),
                         None if call == SegmentCall::Page => Value::from("Page Viewed"),
                         None => Value::from("Screen Viewed"),
@@ -256,7 +256,7 @@ fn merged_context(
     message: &Map<String, Value>,
 ) -> Result<Map<String, Value>, Rejection> {
     let mut context = batch.cloned().unwrap_or_default();
-    if let Some(own) = object_field(message, "context")? {
+    if let Some(own) = optional_object(message, "context")? {
         for (k, v) in own {
             context.insert(k.clone(), v.clone());
         }
@@ -311,34 +311,6 @@ fn id_field(message: &Map<String, Value>, name: &str) -> Result<Option<String>, 
                 "must be a string or a number, not {}",
                 json_type_name(other)
             ),
-        )),
-    }
-}
-
-fn text_field<'m>(
-    message: &'m Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'m str>, Rejection> {
-    match message.get(name).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(Rejection::invalid(
-            name,
-            format_args!("must be a string, not {}", json_type_name(other)),
-        )),
-    }
-}
-
-fn object_field<'m>(
-    message: &'m Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'m Map<String, Value>>, Rejection> {
-    match message.get(name).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(other) => Err(Rejection::invalid(
-            name,
-            format_args!("must be a JSON object, not {}", json_type_name(other)),
         )),
     }
 }
