@@ -224,11 +224,7 @@ pub fn encode_avro(event: &Event) -> Vec<u8> {
     if datum.is_empty() {
         return Vec::new();
     }
-    let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
-    out.extend_from_slice(&AVRO_MAGIC);
-    out.extend_from_slice(&codec.fingerprint);
-    out.extend_from_slice(&datum);
-    out
+    single_object(&codec.fingerprint, &datum)
 }
 
 // ---------------------------------------------------------------------------
@@ -238,8 +234,8 @@ fn avro_rejection(message: String) -> Rejection {
     Rejection::new(ReasonCode::InvalidField, Some("avro"), message)
 }
 
-/// Decodes and validates one Avro single-object encoded event.
-pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
+/// The schema fingerprint and the datum of single-object encoded bytes.
+pub(crate) fn split_single_object(bytes: &[u8]) -> Result<([u8; 8], &[u8]), Rejection> {
     check_size(bytes.len())?;
     let (Some(magic), Some(Ok(fingerprint)), Some(body)) = (
         bytes.get(..2),
@@ -257,6 +253,37 @@ pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
             "the input is not Avro single-object encoding: it must start with C3 01".to_owned(),
         ));
     }
+    Ok((fingerprint, body))
+}
+
+/// Frames an Avro datum as single-object encoding.
+pub(crate) fn single_object(fingerprint: &[u8; 8], datum: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
+    out.extend_from_slice(&AVRO_MAGIC);
+    out.extend_from_slice(fingerprint);
+    out.extend_from_slice(datum);
+    out
+}
+
+/// Checks that `body` is exactly one complete datum of `schema`.
+pub(crate) fn check_complete_datum(schema: &Schema, body: &[u8]) -> Result<(), String> {
+    let mut cursor = Cursor {
+        bytes: body,
+        pos: 0,
+    };
+    check_datum(schema, &mut cursor)?;
+    if cursor.pos != body.len() {
+        return Err(format!(
+            "{} trailing bytes after the datum",
+            body.len().saturating_sub(cursor.pos)
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes and validates one Avro single-object encoded event.
+pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
+    let (fingerprint, body) = split_single_object(bytes)?;
     let Some(codec) = codecs().iter().find(|c| c.fingerprint == fingerprint) else {
         let known = schema_fingerprints()
             .iter()
@@ -283,17 +310,7 @@ pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
     // apache-avro trusts length prefixes (it reserves memory for them) and
     // reads a truncated string or union as null; check the datum strictly
     // first so that it only ever sees complete, exactly-sized data.
-    let mut cursor = Cursor {
-        bytes: body,
-        pos: 0,
-    };
-    check_datum(&codec.schema, &mut cursor).map_err(&mismatch)?;
-    if cursor.pos != body.len() {
-        return Err(mismatch(format!(
-            "{} trailing bytes after the datum",
-            body.len().saturating_sub(cursor.pos)
-        )));
-    }
+    check_complete_datum(&codec.schema, body).map_err(&mismatch)?;
 
     let mut reader = bytes;
     let datum = codec

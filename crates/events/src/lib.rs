@@ -3,12 +3,14 @@
 //! single-object encoding (what the log stores). No I/O, no clock.
 
 mod avro;
+mod erasure;
 mod error;
 mod model;
 mod time;
 mod validate;
 
 pub use avro::{decode_avro, encode_avro, is_avro_single_object, schema_fingerprints, AVRO_MAGIC};
+pub use erasure::{decode_log_payload, encode_erasure, ErasureRequest, LogPayload};
 pub use error::{ReasonCode, Rejection};
 pub use model::{
     Channel, Event, EventBody, EventKind, EventOrder, Identifier, IdentifierKind, SurveyAction,

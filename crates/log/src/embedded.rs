@@ -7,6 +7,10 @@ use crate::{DataDir, EventLog, EventSink, LogEntry, LogError, LogRecord};
 const LOG_TREE: &str = "log";
 const META_TREE: &str = "log_meta";
 const COMMITTED_KEY: &[u8] = b"committed";
+/// The end of the log when records were last deleted: deleting the last
+/// records must not hand their offsets out again, or a fold that is past
+/// them would skip the new ones.
+const END_FLOOR_KEY: &[u8] = b"end_floor";
 
 #[derive(Debug)]
 pub struct EmbeddedLog {
@@ -28,10 +32,15 @@ impl EmbeddedLog {
     }
 
     fn next_offset(&self) -> Result<u64, LogError> {
-        match self.records.last()? {
-            Some((key, _)) => Ok(decode_u64(&key, "log offset")? + 1),
-            None => Ok(0),
-        }
+        let after_last = match self.records.last()? {
+            Some((key, _)) => decode_u64(&key, "log offset")? + 1,
+            None => 0,
+        };
+        let floor = match self.meta.get(END_FLOOR_KEY)? {
+            Some(v) => decode_u64(&v, "end floor")?,
+            None => 0,
+        };
+        Ok(after_last.max(floor))
     }
 
     /// The offset committed by the last fold, if any.
@@ -118,6 +127,29 @@ impl EventLog for EmbeddedLog {
             .insert(COMMITTED_KEY, &next_offset.to_be_bytes())?;
         Ok(())
     }
+
+    fn can_forget(&self) -> bool {
+        true
+    }
+
+    fn forget(&self, partition: u32, offsets: &[u64]) -> Result<(), LogError> {
+        if partition != 0 || offsets.is_empty() {
+            return Ok(());
+        }
+        let _guard = self
+            .append_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.meta
+            .insert(END_FLOOR_KEY, &self.next_offset()?.to_be_bytes())?;
+        let mut batch = sled::Batch::default();
+        for offset in offsets {
+            batch.remove(&offset.to_be_bytes());
+        }
+        self.records.apply_batch(batch)?;
+        self.dir.flush()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +175,30 @@ mod tests {
         let payloads: Vec<_> = read.iter().map(|r| (r.offset, r.payload.clone())).collect();
         assert_eq!(payloads, vec![(1, b"b".to_vec()), (2, b"c".to_vec())]);
         assert_eq!(log.end_offset(0)?, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn forgotten_records_leave_a_gap_and_their_offsets_are_not_reused() -> Result<(), LogError> {
+        let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
+            path: "tmp".into(),
+            source: e,
+        })?;
+        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+        let log = EmbeddedLog::open(&dir)?;
+        let entry = |payload: &[u8]| LogEntry {
+            key: "w".into(),
+            payload: payload.to_vec(),
+        };
+        log.append_entries(&[entry(b"a"), entry(b"b"), entry(b"c")])?;
+        log.forget(0, &[1, 2])?;
+        let offsets: Vec<u64> = log.read_from(0, 0, 10)?.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0]);
+        assert_eq!(
+            log.append_entries(&[entry(b"d")])?,
+            3,
+            "2 is not handed out again"
+        );
         Ok(())
     }
 

@@ -60,4 +60,14 @@ pub trait EventLog {
     fn partitions(&self) -> Vec<u32>;
     /// Reports that everything before `next_offset` has been folded.
     fn commit(&self, partition: u32, next_offset: u64) -> Result<(), LogError>;
+    /// Whether `forget` deletes records (Kafka's log cannot delete single
+    /// records: its retention does).
+    fn can_forget(&self) -> bool {
+        false
+    }
+    /// Deletes the records at `offsets` (an erasure's), keeping every other
+    /// offset where it is.
+    fn forget(&self, _partition: u32, _offsets: &[u64]) -> Result<(), LogError> {
+        Ok(())
+    }
 }

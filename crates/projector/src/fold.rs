@@ -3,17 +3,21 @@
 //! new position. Workspaces stay in memory up to a bound, least recently
 //! used first out; an evicted one reloads from its stored chunks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
-use idfold_events::decode_avro;
+use idfold_events::{decode_log_payload, LogPayload};
 use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogRecord};
 use idfold_telemetry::names;
 
+use crate::erasure::ErasureRecord;
 use crate::error::ProjectorError;
 use crate::record::FoldRecord;
 use crate::store::{Checkpoint, StateStore};
 use crate::workspace::{Applied, WorkspaceState};
+
+/// Log records read at a time while looking for an erasure's events.
+const PURGE_SCAN_BATCH: usize = 10_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct FoldOptions {
@@ -38,6 +42,10 @@ pub struct BatchReport {
     pub read: usize,
     pub folded: usize,
     pub duplicates: usize,
+    /// Events of erased people seen again (a replay or re-delivery): dropped.
+    pub forgotten: usize,
+    /// Erasure requests applied.
+    pub erasures: usize,
     pub undecodable: usize,
     pub next_offset: u64,
 }
@@ -48,6 +56,8 @@ impl BatchReport {
         self.read += later.read;
         self.folded += later.folded;
         self.duplicates += later.duplicates;
+        self.forgotten += later.forgotten;
+        self.erasures += later.erasures;
         self.undecodable += later.undecodable;
         if later.read > 0 {
             self.next_offset = later.next_offset;
@@ -141,7 +151,65 @@ impl Projector {
         if report.read > 0 {
             log.commit(partition, report.next_offset)?;
         }
+        if report.erasures > 0 {
+            self.purge_erased(log)?;
+        }
         Ok(report)
+    }
+
+    /// Deletes the events of applied erasures, and the requests themselves,
+    /// from a log that can delete records (the embedded one), then marks the
+    /// erasures purged. Runs after the erasure is committed: a crash in
+    /// between leaves them marked unpurged, and the next fold purges them.
+    pub fn purge_erased(&mut self, log: &dyn EventLog) -> Result<(), ProjectorError> {
+        let mut pending: Vec<(String, ErasureRecord)> = Vec::new();
+        for entry in self.store.erasures(None) {
+            let (workspace, record) = entry?;
+            if !record.log_purged {
+                pending.push((workspace, record));
+            }
+        }
+        if pending.is_empty() || !log.can_forget() {
+            return Ok(());
+        }
+        let forgotten: HashSet<(&str, &str)> = pending
+            .iter()
+            .flat_map(|(w, r)| r.message_ids.iter().map(move |m| (w.as_str(), m.as_str())))
+            .collect();
+        let requests: HashSet<(&str, &str)> = pending
+            .iter()
+            .map(|(w, r)| (w.as_str(), r.erasure_id.as_str()))
+            .collect();
+        for partition in log.partitions() {
+            let mut offsets = Vec::new();
+            let mut from = 0;
+            loop {
+                let records = log.read_from(partition, from, PURGE_SCAN_BATCH)?;
+                let Some(last) = records.last() else {
+                    break;
+                };
+                from = last.offset + 1;
+                for record in &records {
+                    let hit = match decode_log_payload(&record.payload) {
+                        Ok(LogPayload::Event(e)) => {
+                            forgotten.contains(&(e.workspace_id.as_str(), e.message_id.as_str()))
+                        }
+                        Ok(LogPayload::Erasure(r)) => {
+                            requests.contains(&(r.workspace_id.as_str(), r.erasure_id.as_str()))
+                        }
+                        Err(_) => false,
+                    };
+                    if hit {
+                        offsets.push(record.offset);
+                    }
+                }
+            }
+            log.forget(partition, &offsets)?;
+        }
+        for (workspace, record) in pending {
+            self.store.mark_log_purged(&workspace, record)?;
+        }
+        self.store.flush()
     }
 
     /// Folds records of `partition` that a consumer has read, in offset
@@ -185,18 +253,35 @@ impl Projector {
         let mut dead = Vec::new();
         let mut loads = 0;
         for record in &records {
-            match decode_avro(&record.payload) {
-                Ok(mut event) => {
+            match decode_log_payload(&record.payload) {
+                Ok(LogPayload::Event(mut event)) => {
                     let workspace_id = std::mem::take(&mut event.workspace_id);
                     let (state, loaded) = self.workspace(&workspace_id)?;
                     loads += u64::from(loaded);
                     match state.apply(FoldRecord::from_event(event)) {
                         Applied::Folded => report.folded += 1,
                         Applied::Duplicate => report.duplicates += 1,
+                        Applied::Forgotten => report.forgotten += 1,
                     }
                     if !touched.contains(&workspace_id) {
                         touched.insert(workspace_id);
                     }
+                }
+                Ok(LogPayload::Erasure(request)) => {
+                    let (state, loaded) = self.workspace(&request.workspace_id)?;
+                    loads += u64::from(loaded);
+                    // Applied once: a replay or re-delivery of the request
+                    // finds its record, which the state loaded.
+                    if !state.has_erasure(&request.erasure_id) {
+                        let record = state.erase(&request);
+                        report.erasures += 1;
+                        tracing::info!(
+                            erasure_id = record.erasure_id,
+                            events = record.events,
+                            "erased a person"
+                        );
+                    }
+                    touched.insert(request.workspace_id);
                 }
                 Err(rejection) => {
                     report.undecodable += 1;
@@ -254,6 +339,8 @@ impl Projector {
         log: &dyn EventLog,
         mut progress: impl FnMut(&BatchReport),
     ) -> Result<BatchReport, ProjectorError> {
+        // Erasures whose purge a crash interrupted.
+        self.purge_erased(log)?;
         let mut total = BatchReport::default();
         for partition in log.partitions() {
             loop {

@@ -3,6 +3,7 @@
 //! changes out); `store` keeps them in sled and `fold` drives them from any
 //! `EventLog`, writing state and log position in one atomic batch.
 
+mod erasure;
 mod error;
 mod fold;
 mod mau;
@@ -11,6 +12,7 @@ mod record;
 mod store;
 mod workspace;
 
+pub use erasure::{ErasureRecord, RetainedMau};
 pub use error::ProjectorError;
 pub use fold::{BatchReport, FoldOptions, Projector, WorkspaceCache};
 pub use mau::{MauRow, MonthlyActiveUsers};

@@ -1,19 +1,22 @@
 //! The projection in sled. Keys put a workspace's entries together:
 //! `<kind byte><workspace_id>\0<rest>`. Kinds: `c` chunks of accepted events
 //! (what a workspace reloads from), `p` profile JSON, `i` email/device ->
-//! profile id, `m` MAU row; `o` the log position per partition, `e` the
-//! epoch (bumped by a rebuild), `l` the name of the log the positions are in.
+//! profile id, `m` MAU row, `x` erasure record; `o` the log position per
+//! partition, `e` the epoch (bumped by a rebuild), `l` the name of the log
+//! the positions are in. A rebuild keeps the epoch and the erasure records.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use idfold_events::{Identifier, IdentifierKind, Month};
 use idfold_log::DataDir;
 use serde_json::Value;
 
+use crate::erasure::{ErasureRecord, RetainedMau};
 use crate::error::ProjectorError;
-use crate::mau::MauRow;
+use crate::mau::{MauRow, MonthlyActiveUsers};
 use crate::record::FoldRecord;
-use crate::workspace::{WorkspaceChanges, WorkspaceState};
+use crate::workspace::{keep_lines, WorkspaceChanges, WorkspaceState};
 
 const STATE_TREE: &str = "state";
 const CHUNK: u8 = b'c';
@@ -23,6 +26,7 @@ const MAU: u8 = b'm';
 const POSITION: u8 = b'o';
 const EPOCH: u8 = b'e';
 const LOG_NAME: u8 = b'l';
+const ERASURE: u8 = b'x';
 
 fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + workspace_id.len() + rest.len());
@@ -106,6 +110,9 @@ impl StateStore {
     /// Rebuilds a workspace's in-memory state from its stored chunks.
     pub fn load_workspace(&self, workspace_id: &str) -> Result<WorkspaceState, ProjectorError> {
         let mut state = WorkspaceState::new(workspace_id);
+        for record in self.erasures(Some(workspace_id)) {
+            state.load_erasure(&record?.1);
+        }
         for entry in self
             .tree
             .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
@@ -128,6 +135,7 @@ impl StateStore {
         let mut chunk_id = checkpoint.partition.to_be_bytes().to_vec();
         chunk_id.extend_from_slice(&checkpoint.first_offset.to_be_bytes());
         for (w, changes) in &checkpoint.workspaces {
+            self.forget_stored_records(&mut batch, w, &changes.erasures)?;
             if !changes.new_records.is_empty() {
                 batch.insert(key(CHUNK, w, &chunk_id), changes.new_records.as_slice());
             }
@@ -139,10 +147,11 @@ impl StateStore {
                 }
             }
             for (id, target) in &changes.identifiers {
-                batch.insert(
-                    key(IDENTIFIER, w, id.to_string().as_bytes()),
-                    target.to_string().as_bytes(),
-                );
+                let k = key(IDENTIFIER, w, id.to_string().as_bytes());
+                match target {
+                    Some(target) => batch.insert(k, target.to_string().as_bytes()),
+                    None => batch.remove(k),
+                }
             }
             for row in &changes.months {
                 let value = serde_json::to_vec(row).map_err(|e| corrupt(b"mau", e))?;
@@ -153,6 +162,112 @@ impl StateStore {
             position_key(checkpoint.partition),
             &checkpoint.next_offset.to_be_bytes(),
         );
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Rewrites the workspace's stored chunks without the events the
+    /// erasures forget, and stores the erasure records.
+    fn forget_stored_records(
+        &self,
+        batch: &mut sled::Batch,
+        workspace_id: &str,
+        erasures: &[ErasureRecord],
+    ) -> Result<(), ProjectorError> {
+        if erasures.is_empty() {
+            return Ok(());
+        }
+        let forgotten: BTreeSet<String> = erasures
+            .iter()
+            .flat_map(|e| e.message_ids.iter().cloned())
+            .collect();
+        for entry in self
+            .tree
+            .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
+        {
+            let (k, v) = entry?;
+            let kept = keep_lines(&v, &forgotten);
+            if kept.is_empty() {
+                batch.remove(k);
+            } else if kept.len() != v.len() {
+                batch.insert(k, kept);
+            }
+        }
+        for record in erasures {
+            batch.insert(
+                key(ERASURE, workspace_id, record.erasure_id.as_bytes()),
+                encode_erasure(record)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The erasure records of a workspace (all when `None`), with their
+    /// workspace.
+    pub fn erasures(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<(String, ErasureRecord), ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(ERASURE, workspace_id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                let workspace = k
+                    .get(1..)
+                    .and_then(|rest| rest.split(|&b| b == 0).next())
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .unwrap_or_default();
+                let record = serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?;
+                Ok((workspace, record))
+            })
+    }
+
+    pub fn erasure(
+        &self,
+        workspace_id: &str,
+        erasure_id: &str,
+    ) -> Result<Option<ErasureRecord>, ProjectorError> {
+        let k = key(ERASURE, workspace_id, erasure_id.as_bytes());
+        self.tree
+            .get(&k)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
+    }
+
+    /// Notes that an erasure's events are gone from the embedded log.
+    pub fn mark_log_purged(
+        &self,
+        workspace_id: &str,
+        mut record: ErasureRecord,
+    ) -> Result<(), ProjectorError> {
+        record.log_purged = true;
+        self.tree.insert(
+            key(ERASURE, workspace_id, record.erasure_id.as_bytes()),
+            encode_erasure(&record)?,
+        )?;
+        Ok(())
+    }
+
+    /// Writes the MAU rows that erased people alone make up, so that a
+    /// cleared store counts them even where no remaining event touches
+    /// their month.
+    fn restore_retained_rows(&self) -> Result<(), ProjectorError> {
+        let mut retained: BTreeMap<(String, Month), RetainedMau> = BTreeMap::new();
+        for record in self.erasures(None) {
+            let (workspace, record) = record?;
+            for (month, counts) in record.retained_months() {
+                retained
+                    .entry((workspace.clone(), month))
+                    .or_default()
+                    .add(counts);
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for ((workspace, month), counts) in retained {
+            let row = counts.added_to(MonthlyActiveUsers::default().row(&workspace, month));
+            let value = serde_json::to_vec(&row).map_err(|e| corrupt(b"mau", e))?;
+            batch.insert(key(MAU, &workspace, month.to_string().as_bytes()), value);
+        }
         self.tree.apply_batch(batch)?;
         Ok(())
     }
@@ -176,7 +291,7 @@ impl StateStore {
         let mut pending = 0;
         for entry in self.tree.iter() {
             let (k, _) = entry?;
-            if k.as_ref() != [EPOCH] {
+            if k.as_ref() != [EPOCH] && k.first() != Some(&ERASURE) {
                 batch.remove(k);
                 pending += 1;
             }
@@ -186,7 +301,7 @@ impl StateStore {
             }
         }
         self.tree.apply_batch(batch)?;
-        Ok(())
+        self.restore_retained_rows()
     }
 
     /// Changes whenever the store is cleared, so cached state can tell.
@@ -303,6 +418,10 @@ fn read_u64(tree: &sled::Tree, k: &[u8]) -> Result<u64, ProjectorError> {
             Ok(u64::from_be_bytes(bytes))
         }
     }
+}
+
+fn encode_erasure(record: &ErasureRecord) -> Result<Vec<u8>, ProjectorError> {
+    serde_json::to_vec(record).map_err(|e| corrupt(b"erasure", e))
 }
 
 fn parse_mau(k: &[u8], v: &[u8]) -> Result<MauRow, ProjectorError> {

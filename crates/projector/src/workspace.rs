@@ -5,10 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use idfold_events::{month_end_nanos, month_of, EventTime, Identifier, IdentifierKind, Month};
+use idfold_events::{
+    format_nanos, month_end_nanos, month_of, ErasureRequest, EventTime, Identifier, IdentifierKind,
+    Month, SurveyAction,
+};
 use idfold_stitching::{asserted_links, IdentityGraph, LinkInsert};
 use serde_json::Value;
 
+use crate::erasure::{ErasureRecord, RetainedMau};
 use crate::mau::{MauRow, MonthlyActiveUsers};
 use crate::profile::ProfileAggregate;
 use crate::record::FoldRecord;
@@ -18,6 +22,8 @@ pub enum Applied {
     Folded,
     /// A message_id already folded in this workspace: dropped (first wins).
     Duplicate,
+    /// A message_id of an erased person's event: dropped for good.
+    Forgotten,
 }
 
 /// What the store must write after a run of `apply`.
@@ -27,9 +33,13 @@ pub struct WorkspaceChanges {
     pub new_records: Vec<u8>,
     /// Profile id -> its JSON bytes, or None where it no longer exists.
     pub profiles: Vec<(Identifier, Option<Vec<u8>>)>,
-    /// Email or device -> the profile it resolves to now.
-    pub identifiers: Vec<(Identifier, Identifier)>,
+    /// Email or device -> the profile it resolves to now, or None where
+    /// it is no longer known (erased).
+    pub identifiers: Vec<(Identifier, Option<Identifier>)>,
     pub months: Vec<MauRow>,
+    /// Erasures applied: the store keeps them and drops their events from
+    /// the workspace's stored chunks.
+    pub erasures: Vec<ErasureRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +48,7 @@ struct Dirty {
     profiles: BTreeSet<Identifier>,
     identifiers: BTreeSet<Identifier>,
     months: BTreeSet<Month>,
+    erasures: Vec<ErasureRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +60,11 @@ pub struct WorkspaceState {
     histories: HashMap<Identifier, Vec<HistoryEntry>>,
     profiles: HashMap<Identifier, ProfileAggregate>,
     mau: MonthlyActiveUsers,
+    /// Message ids of erased people's events, and the erasures applied.
+    forgotten: HashSet<String>,
+    erasure_ids: HashSet<String>,
+    /// What erased people still count for, per month.
+    retained: BTreeMap<Month, RetainedMau>,
     dirty: Dirty,
     events: usize,
 }
@@ -108,6 +124,9 @@ impl WorkspaceState {
 
     /// Folds one accepted event.
     pub fn apply(&mut self, record: FoldRecord) -> Applied {
+        if self.forgotten.contains(&record.message_id) {
+            return Applied::Forgotten;
+        }
         if !self.seen.insert(record.message_id.clone()) {
             return Applied::Duplicate;
         }
@@ -278,12 +297,145 @@ impl WorkspaceState {
     }
 
     pub fn mau_row(&self, month: Month) -> MauRow {
-        self.mau.row(&self.workspace_id, month)
+        let row = self.mau.row(&self.workspace_id, month);
+        match self.retained.get(&month) {
+            Some(retained) => retained.added_to(row),
+            None => row,
+        }
     }
 
-    /// Every month with at least one event, ascending.
+    /// Every month with at least one event (or an erased person's), ascending.
     pub fn mau_rows(&self) -> Vec<MauRow> {
-        self.mau.months().map(|m| self.mau_row(m)).collect()
+        let months: BTreeSet<Month> = self
+            .mau
+            .months()
+            .chain(self.retained.keys().copied())
+            .collect();
+        months.into_iter().map(|m| self.mau_row(m)).collect()
+    }
+
+    /// Whether the erasure `erasure_id` is applied already (a re-delivered
+    /// or replayed request changes nothing).
+    pub fn has_erasure(&self, erasure_id: &str) -> bool {
+        self.erasure_ids.contains(erasure_id)
+    }
+
+    /// Applies a stored erasure on load: its events are dropped when seen,
+    /// its MAU contributions counted.
+    pub fn load_erasure(&mut self, record: &ErasureRecord) {
+        if !self.erasure_ids.insert(record.erasure_id.clone()) {
+            return;
+        }
+        self.forgotten.extend(record.message_ids.iter().cloned());
+        for (month, retained) in record.retained_months() {
+            self.retained.entry(month).or_default().add(retained);
+        }
+    }
+
+    /// Forgets the person `request.profile` resolves to now: every event
+    /// placed in their profile, and so their traits, responses and links to
+    /// emails and devices. What is left is refolded, so it is exactly the
+    /// fold of the remaining events; each month's MAU keeps the count it had.
+    pub fn erase(&mut self, request: &ErasureRequest) -> ErasureRecord {
+        let profile = self.graph.resolve_now(&request.profile);
+        let (emails, devices) = self.identifiers_resolving_to(&profile);
+        let mut forgotten = BTreeSet::new();
+        let mut responses = BTreeSet::new();
+        for candidate in self.graph.candidates(&profile) {
+            for entry in self.histories.get(&candidate).into_iter().flatten() {
+                if self.graph.resolve_identity(&candidate, entry.time) != profile {
+                    continue;
+                }
+                let Some(record) = entry.decode() else {
+                    continue;
+                };
+                if let Some(step) = &record.survey {
+                    if step.action == SurveyAction::Responded {
+                        responses.insert((step.survey_id.clone(), step.response_id.clone()));
+                    }
+                }
+                forgotten.insert(record.message_id);
+            }
+        }
+
+        let months_before = self.mau_rows();
+        let profiles_before = self.rendered_profiles();
+        let identifiers_before = self.identifier_targets();
+
+        let mut rest = WorkspaceState::new(&self.workspace_id);
+        rest.forgotten = std::mem::take(&mut self.forgotten);
+        rest.forgotten.extend(forgotten.iter().cloned());
+        rest.erasure_ids = std::mem::take(&mut self.erasure_ids);
+        rest.erasure_ids.insert(request.erasure_id.clone());
+        rest.retained = std::mem::take(&mut self.retained);
+        for entry in self.histories.values().flatten() {
+            if let Some(record) = entry.decode() {
+                rest.apply(record);
+            }
+        }
+        // What was pending for the store still is, minus the forgotten events.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.new_records = keep_lines(&dirty.new_records, &forgotten);
+        rest.dirty = dirty;
+
+        let mut record = ErasureRecord {
+            erasure_id: request.erasure_id.clone(),
+            requested_at: format_nanos(request.requested_at),
+            events: forgotten.len() as u64,
+            responses: responses.len() as u64,
+            emails: emails.len() as u64,
+            devices: devices.len() as u64,
+            message_ids: forgotten.into_iter().collect(),
+            retained: BTreeMap::new(),
+            log_purged: false,
+        };
+        for before in months_before {
+            let Some(month) = idfold_events::parse_month(&before.month) else {
+                continue;
+            };
+            let after = rest.mau_row(month);
+            let delta = RetainedMau {
+                identified: i64_of(before.identified) - i64_of(after.identified),
+                anonymous: i64_of(before.anonymous) - i64_of(after.anonymous),
+            };
+            if !delta.is_zero() {
+                rest.retained.entry(month).or_default().add(delta);
+                record.retained.insert(before.month, delta);
+            }
+        }
+        let profiles_after = rest.rendered_profiles();
+        for id in profiles_before.keys().chain(profiles_after.keys()) {
+            if profiles_before.get(id) != profiles_after.get(id) {
+                rest.dirty.profiles.insert(id.clone());
+            }
+        }
+        let identifiers_after = rest.identifier_targets();
+        for id in identifiers_before.keys().chain(identifiers_after.keys()) {
+            if identifiers_before.get(id) != identifiers_after.get(id) {
+                rest.dirty.identifiers.insert(id.clone());
+            }
+        }
+        rest.dirty.erasures.push(record.clone());
+        *self = rest;
+        record
+    }
+
+    /// Every profile's stored bytes.
+    fn rendered_profiles(&self) -> HashMap<Identifier, Vec<u8>> {
+        self.profiles
+            .keys()
+            .filter_map(|id| Some((id.clone(), self.profile_bytes(id)?)))
+            .collect()
+    }
+
+    /// Every known email and device -> the profile it resolves to now.
+    fn identifier_targets(&self) -> HashMap<Identifier, Identifier> {
+        self.histories
+            .keys()
+            .chain(self.graph.linked())
+            .filter(|id| id.kind != IdentifierKind::User)
+            .map(|id| (id.clone(), self.graph.resolve_now(id)))
+            .collect()
     }
 
     /// Every profile id, sorted.
@@ -313,11 +465,12 @@ impl WorkspaceState {
                 .identifiers
                 .into_iter()
                 .map(|id| {
-                    let now = self.graph.resolve_now(&id);
+                    let now = self.is_known(&id).then(|| self.graph.resolve_now(&id));
                     (id, now)
                 })
                 .collect(),
             months: dirty.months.into_iter().map(|m| self.mau_row(m)).collect(),
+            erasures: dirty.erasures,
         }
     }
 
@@ -325,4 +478,25 @@ impl WorkspaceState {
     pub fn discard_changes(&mut self) {
         self.dirty = Dirty::default();
     }
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The JSON lines of `records` whose message id is not in `forgotten`.
+pub(crate) fn keep_lines(records: &[u8], forgotten: &BTreeSet<String>) -> Vec<u8> {
+    #[derive(serde::Deserialize)]
+    struct MessageId {
+        m: String,
+    }
+    let mut kept = Vec::with_capacity(records.len());
+    for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let id = serde_json::from_slice::<MessageId>(line).map(|r| r.m);
+        if !id.is_ok_and(|id| forgotten.contains(&id)) {
+            kept.extend_from_slice(line);
+            kept.push(b'\n');
+        }
+    }
+    kept
 }

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use idfold_events::{
-    month_end_nanos, month_of, EventKind, Identifier, IdentifierKind, Month, SurveyAction,
+    month_end_nanos, month_of, ErasureRequest, EventKind, Identifier, IdentifierKind, Month,
+    SurveyAction,
 };
 use idfold_projector::{
     FoldRecord, MauRow, ProfileAggregate, SurveyStep, TraitChanges, WorkspaceState,
@@ -263,31 +264,36 @@ fn oracle(records: &[FoldRecord]) -> Snapshot {
     snap
 }
 
-/// Applies events in order, replaying `take_changes` into a map as the
-/// store would, with a batch boundary wherever `cuts` says.
+/// Replays `take_changes` into a map as the store would.
+fn drain(state: &mut WorkspaceState, stored: &mut Snapshot) {
+    let changes = state.take_changes();
+    for (id, json) in changes.profiles {
+        match json {
+            Some(json) => stored.profiles.insert(
+                id.to_string(),
+                serde_json::from_slice(&json).unwrap_or_default(),
+            ),
+            None => stored.profiles.remove(&id.to_string()),
+        };
+    }
+    for (id, target) in changes.identifiers {
+        match target {
+            Some(target) => stored
+                .identifiers
+                .insert(id.to_string(), target.to_string()),
+            None => stored.identifiers.remove(&id.to_string()),
+        };
+    }
+    for row in changes.months {
+        stored.months.insert(row.month.clone(), row);
+    }
+}
+
+/// Applies events in order, replaying `take_changes` as the store would,
+/// with a batch boundary wherever `cuts` says.
 fn fold(records: &[FoldRecord], cuts: &[bool]) -> (WorkspaceState, Snapshot) {
     let mut state = WorkspaceState::new("w");
     let mut stored = Snapshot::default();
-    let drain = |state: &mut WorkspaceState, stored: &mut Snapshot| {
-        let changes = state.take_changes();
-        for (id, json) in changes.profiles {
-            match json {
-                Some(json) => stored.profiles.insert(
-                    id.to_string(),
-                    serde_json::from_slice(&json).unwrap_or_default(),
-                ),
-                None => stored.profiles.remove(&id.to_string()),
-            };
-        }
-        for (id, target) in changes.identifiers {
-            stored
-                .identifiers
-                .insert(id.to_string(), target.to_string());
-        }
-        for row in changes.months {
-            stored.months.insert(row.month.clone(), row);
-        }
-    };
     for (i, r) in records.iter().enumerate() {
         state.apply(r.clone());
         if cuts.get(i).copied().unwrap_or(false) {
@@ -338,6 +344,116 @@ proptest! {
         prop_assert_eq!(&snapshot(&reordered, &ids), &expected);
         prop_assert_eq!(&stored, &expected);
     }
+
+    /// Erasing a user leaves exactly the fold of everyone else's events,
+    /// keeps every month's MAU as it was, hands the store changes that add
+    /// up to that, and a refold (a rebuild with the events gone, or a replay
+    /// that re-delivers them) with the erasure record loaded ends the same.
+    #[test]
+    fn an_erasure_forgets_one_person_and_nothing_else(
+        specs in prop::collection::vec(arb_spec(), 1..60),
+        seed in any::<u64>(),
+        who in 0..3u8,
+        cuts in prop::collection::vec(any::<bool>(), 0..80),
+    ) {
+        let records = records(&specs);
+        let (mut state, mut stored) = fold(&records, &cuts);
+        let months_before = state.mau_rows();
+        let person = Identifier::user(format!("u{who}"));
+        let erasure = state.erase(&ErasureRequest {
+            erasure_id: "er-1".into(),
+            workspace_id: "w".into(),
+            profile: person.clone(),
+            requested_at: START,
+        });
+        drain(&mut state, &mut stored);
+
+        let forgotten: BTreeSet<&str> = erasure.message_ids.iter().map(String::as_str).collect();
+        let rest: Vec<FoldRecord> = records
+            .iter()
+            .filter(|r| !forgotten.contains(r.message_id.as_str()))
+            .cloned()
+            .collect();
+        prop_assert!(rest.iter().all(|r| r.user_id.as_deref() != Some(person.value.as_str())),
+            "every event of the user is forgotten");
+        let carried = records.iter().filter(|r| r.user_id.as_deref() == Some(person.value.as_str())).count();
+        prop_assert!(erasure.events as usize >= carried);
+
+        let ids = all_identifiers(&rest);
+        let erased = snapshot(&state, &ids);
+        let expected = oracle(&rest);
+        prop_assert_eq!(&erased.profiles, &expected.profiles, "profiles are the fold of the rest");
+        prop_assert_eq!(&erased.identifiers, &expected.identifiers);
+        prop_assert!(!erased.profiles.contains_key(&person.to_string()));
+        prop_assert_eq!(&state.mau_rows(), &months_before, "months keep their counts");
+        prop_assert_eq!(&stored, &erased, "the store's changes add up to the state");
+
+        // The embedded log after the purge: the rest only.
+        let mut rebuilt = WorkspaceState::new("w");
+        rebuilt.load_erasure(&erasure);
+        for r in permute(&rest, seed) {
+            rebuilt.apply(r);
+        }
+        prop_assert_eq!(&snapshot(&rebuilt, &ids), &erased);
+        // Kafka's log, or a late re-delivery: every event again, any order.
+        let mut replayed = WorkspaceState::new("w");
+        replayed.load_erasure(&erasure);
+        for r in permute(&records, seed.rotate_left(7)) {
+            replayed.apply(r);
+        }
+        prop_assert_eq!(&snapshot(&replayed, &ids), &erased);
+        prop_assert!(replayed.has_erasure("er-1"));
+    }
+}
+
+#[test]
+fn an_erased_person_who_comes_back_starts_a_fresh_profile() {
+    let identify = |mid: &str, day: i64, traits: Value| FoldRecord {
+        message_id: mid.into(),
+        time: START + day * DAY,
+        kind: EventKind::Identify,
+        user_id: Some("u".into()),
+        email: Some("u@x.io".into()),
+        anonymous_id: Some("d".into()),
+        traits: Some(TraitChanges {
+            set: traits.as_object().cloned().unwrap_or_default(),
+            ..TraitChanges::default()
+        }),
+        track_event: None,
+        survey: None,
+    };
+    let mut state = WorkspaceState::new("w");
+    state.apply(identify("m1", 1, json!({"plan": "pro"})));
+    let erasure = state.erase(&ErasureRequest {
+        erasure_id: "er".into(),
+        workspace_id: "w".into(),
+        profile: Identifier::email("u@x.io"),
+        requested_at: START + 2 * DAY,
+    });
+    assert_eq!((erasure.events, erasure.emails, erasure.devices), (1, 1, 1));
+    assert!(state.profile_json(&Identifier::user("u")).is_none());
+    assert_eq!(
+        state.apply(identify("m1", 1, json!({"plan": "pro"}))),
+        idfold_projector::Applied::Forgotten
+    );
+    state.apply(identify("m2", 3, json!({"seat": 1})));
+    let fresh = state
+        .profile_json(&Identifier::user("u"))
+        .unwrap_or_default();
+    assert_eq!(
+        fresh["traits"],
+        json!({"seat": 1}),
+        "nothing of before comes back"
+    );
+    let jan = Month {
+        year: 2026,
+        month: 1,
+    };
+    assert_eq!(
+        state.mau_row(jan).identified,
+        2,
+        "the erased person still counts, and the one who came back is new"
+    );
 }
 
 #[test]

@@ -112,6 +112,11 @@ impl IdentityGraph {
         current.clone()
     }
 
+    /// Every identifier with links of its own (emails and devices).
+    pub fn linked(&self) -> impl Iterator<Item = &Identifier> {
+        self.timelines.keys()
+    }
+
     pub fn timeline(&self, id: &Identifier) -> Option<&LinkTimeline> {
         self.timelines.get(id)
     }
