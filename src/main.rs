@@ -222,6 +222,19 @@ enum Command {
         #[command(flatten)]
         query: commands::query::ResponsesArgs,
     },
+    /// Forget a person: their profile, traits, responses, emails and devices,
+    /// and their events in the embedded log. Months already counted keep
+    /// their MAU. (On Kafka, use `serve`'s `DELETE /v1/workspaces/W/profiles/ID`.)
+    Erase {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        id: commands::query::LookupArgs,
+        #[command(flatten)]
+        fold: FoldArgs,
+    },
     /// Every profile, then every MAU row, as NDJSON (byte-identical for identical state).
     Export {
         #[command(flatten)]
@@ -319,6 +332,12 @@ fn main() -> ExitCode {
             workspace,
             query,
         } => commands::query::responses(&data, &workspace, &query),
+        Command::Erase {
+            data,
+            workspace,
+            id,
+            fold,
+        } => commands::erase::run(&data, &workspace, &id, &fold),
         Command::Export { data, workspace } => commands::query::export(&data, workspace.as_deref()),
         Command::Dlq { data, kafka, json } => match kafka.settings() {
             Some(_) => commands::kafka::dlq(&kafka, json),

@@ -9,25 +9,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::kafka::{split_lines, test_broker, KafkaTopics, OwnBroker};
+use harness::kafka::{on_kafka, split_lines, test_broker, KafkaTopics, OwnBroker};
 use harness::{fixture, generated_workload, Idfold};
 use rand::Rng;
 
 /// `idfold <sub> --data DIR <kafka args> <extra>`, asserting success;
 /// returns (stdout, stderr).
-fn on_kafka(idfold: &Idfold, topics: &KafkaTopics, sub: &str, extra: &[&str]) -> (String, String) {
-    let kafka = topics.args();
-    let mut args: Vec<&str> = kafka.iter().map(String::as_str).collect();
-    args.extend_from_slice(extra);
-    let out = idfold.run(sub, &args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "idfold {sub} {args:?} failed: {stderr}"
-    );
-    (String::from_utf8(out.stdout).expect("UTF-8"), stderr)
-}
-
 fn spawn_on_kafka(idfold: &Idfold, topics: &KafkaTopics, extra: &[&str], log: Stdio) -> Child {
     let kafka = topics.args();
     let mut args: Vec<&str> = kafka.iter().map(String::as_str).collect();

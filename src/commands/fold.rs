@@ -36,8 +36,16 @@ pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
     } else {
         String::new()
     };
+    let erased = if total.erasures + total.forgotten > 0 {
+        format!(
+            ", {} erasures applied, {} events of erased people dropped",
+            total.erasures, total.forgotten
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{verb} {} events ({} duplicates dropped, {} undecodable){position}",
+        "{verb} {} events ({} duplicates dropped, {} undecodable{erased}){position}",
         total.folded, total.duplicates, total.undecodable
     );
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand family.
 
 pub mod demo;
+pub mod erase;
 pub mod fold;
 pub mod generate;
 pub mod ingest;
@@ -39,6 +40,15 @@ pub fn stop_on_signal() -> anyhow::Result<(
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     Ok((stop, runtime))
+}
+
+/// The clock the server stamps `received_at` with, evaluates segments at
+/// and dates erasures by; the rules take time as an input and read none.
+pub fn system_clock() -> idfold_events::EventTime {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Ctrl-C or SIGTERM.

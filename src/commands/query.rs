@@ -24,7 +24,7 @@ pub struct LookupArgs {
 }
 
 impl LookupArgs {
-    fn identifier(&self) -> Option<Identifier> {
+    pub fn identifier(&self) -> Option<Identifier> {
         match (&self.user_id, &self.email, &self.anonymous_id) {
             (Some(u), _, _) => Some(Identifier::user(u.clone())),
             // Emails are compared trimmed and lower-cased, as at ingest.

@@ -18,7 +18,7 @@ use idfold_intake::{
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
 use idfold_projector::{BatchReport, Projector, StateStore};
-use idfold_read_api::{ReadState, SegmentStore};
+use idfold_read_api::{ErasureLog, ReadState, SegmentStore};
 use rand::Rng;
 
 use super::fold::{options, summary, EMBEDDED_LOG};
@@ -123,15 +123,6 @@ fn access(args: &ServeArgs) -> anyhow::Result<Access> {
     })
 }
 
-/// The clock the server stamps `received_at` with and evaluates segments
-/// at; the rules take time as an input and read no clock.
-fn system_clock() -> idfold_events::EventTime {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
-}
-
 struct AlwaysReady;
 
 impl Readiness for AlwaysReady {
@@ -168,22 +159,17 @@ pub fn run(
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
     let dir = data.open()?;
-    let reads = ReadState::new(
-        access.read_tokens.clone(),
-        StateStore::open(&dir)?,
-        SegmentStore::open(&dir)?,
-        system_clock,
-    );
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
     };
 
     // The log the server writes to, and the pipeline that follows it.
-    let (writer, writer_thread, pipeline, log_name): (
+    let (writer, writer_thread, pipeline, log_name, erasures): (
         _,
         _,
         std::thread::JoinHandle<anyhow::Result<()>>,
         String,
+        ErasureLog,
     ) = match kafka.settings() {
         None => {
             let log = Arc::new(EmbeddedLog::open(&dir)?);
@@ -191,6 +177,7 @@ pub fn run(
             let projector = Projector::open(&dir, options(fold))?;
             projector.store().bind_log(EMBEDDED_LOG)?;
             let events: SharedEventSink = log.clone();
+            let erasures = ErasureLog::new(events.clone(), true);
             let letters: SharedDeadLetterSink = dead_letters;
             let (writer, writer_thread) =
                 DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
@@ -203,13 +190,14 @@ pub fn run(
                 writer,
                 Box::new(AlwaysReady),
                 limits,
-                system_clock,
+                super::system_clock,
             );
             (
                 state,
                 writer_thread,
                 pipeline,
                 format!("embedded log in {}", data.data.display()),
+                erasures,
             )
         }
         Some(settings) => {
@@ -221,6 +209,7 @@ pub fn run(
             }
             let kafka_writer = Arc::new(idfold_kafka::KafkaWriter::new(&settings)?);
             let events: SharedEventSink = kafka_writer.clone();
+            let erasures = ErasureLog::new(events.clone(), false);
             let letters: SharedDeadLetterSink = kafka_writer.clone();
             let (writer, writer_thread) =
                 DurableWriter::start(events, letters, args.write_queue, ack_timeout)?;
@@ -254,11 +243,18 @@ pub fn run(
                 writer,
                 Box::new(KafkaReadiness(kafka_writer)),
                 limits,
-                system_clock,
+                super::system_clock,
             );
-            (state, writer_thread, pipeline, log_name)
+            (state, writer_thread, pipeline, log_name, erasures)
         }
     };
+    let reads = ReadState::new(
+        access.read_tokens.clone(),
+        StateStore::open(&dir)?,
+        SegmentStore::open(&dir)?,
+        super::system_clock,
+        Some(erasures),
+    );
 
     eprintln!("listening on http://{address}");
     tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");

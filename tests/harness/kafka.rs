@@ -12,7 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
-use super::BIN;
+use super::{Idfold, BIN};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -329,4 +329,19 @@ pub fn read_canonical_message_ids(
         }
     }
     ids
+}
+
+/// `idfold <sub> <the topics' Kafka args> <extra>`, asserting exit 0:
+/// (stdout, stderr).
+pub fn on_kafka(idfold: &Idfold, topics: &KafkaTopics, sub: &str, extra: &[&str]) -> (String, String) {
+    let kafka = topics.args();
+    let mut args: Vec<&str> = kafka.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    let out = idfold.run(sub, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "idfold {sub} {args:?} failed: {stderr}"
+    );
+    (String::from_utf8(out.stdout).expect("UTF-8"), stderr)
 }

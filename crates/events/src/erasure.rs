@@ -28,6 +28,10 @@ pub struct ErasureRequest {
 
 /// What a canonical log record holds.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every record is an event: boxing it would cost an allocation each"
+)]
 pub enum LogPayload {
     Event(Event),
     Erasure(ErasureRequest),

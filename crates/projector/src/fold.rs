@@ -146,7 +146,15 @@ impl Projector {
         partition: u32,
     ) -> Result<BatchReport, ProjectorError> {
         let from = self.store.position(partition)?;
+        // Read before the records: every offset below it that the read does
+        // not return is a gap (an erasure deleted it), not a record to come.
+        let end = log.end_offset(partition)?;
         let records = log.read_from(partition, from, self.options.batch_size)?;
+        if records.is_empty() && end > from {
+            self.store.skip_gap(partition, end)?;
+            self.cache.positions.insert(partition, end);
+            log.commit(partition, end)?;
+        }
         let report = self.fold_records(partition, records)?;
         if report.read > 0 {
             log.commit(partition, report.next_offset)?;

@@ -272,6 +272,14 @@ impl StateStore {
         Ok(())
     }
 
+    /// Moves the position of `partition` over offsets the log no longer
+    /// holds (deleted by an erasure).
+    pub fn skip_gap(&self, partition: u32, next_offset: u64) -> Result<(), ProjectorError> {
+        self.tree
+            .insert(position_key(partition), &next_offset.to_be_bytes())?;
+        Ok(())
+    }
+
     pub fn flush(&self) -> Result<(), ProjectorError> {
         Ok(self.dir.flush()?)
     }

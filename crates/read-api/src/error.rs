@@ -27,6 +27,9 @@ pub enum ReadError {
     NotFound(&'static str),
     #[error("the store could not be read; try again")]
     Store(#[from] ProjectorError),
+    /// The erasure request could not be written; nothing was erased.
+    #[error("the log did not take the erasure request ({0}); nothing was erased, try again")]
+    LogUnavailable(String),
     #[error("the answer could not be written: {0}")]
     Output(String),
     #[error("the segment filter is not valid {0}")]
@@ -53,6 +56,7 @@ impl ReadError {
             ReadError::BadParameter { .. } => "invalid_parameter",
             ReadError::NotFound(_) => "not_found",
             ReadError::Store(_) => "store_unavailable",
+            ReadError::LogUnavailable(_) => "log_unavailable",
             ReadError::Output(_) => "internal",
             ReadError::InvalidFilter(_) => "invalid_filter",
         }
@@ -77,7 +81,7 @@ impl ReadError {
             ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
             ReadError::BadParameter { .. } | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
-            ReadError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReadError::Store(_) | ReadError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,7 +97,7 @@ impl IntoResponse for ReadError {
             "error": {"code": self.code(), "field": self.field(), "message": message},
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if matches!(self, ReadError::Store(_)) {
+        if matches!(self, ReadError::Store(_) | ReadError::LogUnavailable(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -1,9 +1,10 @@
 //! The read side over HTTP: a workspace's MAU by month or range, its
 //! profiles looked up by any identifier, survey responses, and targeting
-//! segments, read straight from the fold's
-//! sled state while it keeps folding. Every route is per workspace, behind
+//! segments, read straight from the fold's sled state while it keeps
+//! folding; and erasure, which goes through the log like events do. Every route is per workspace, behind
 //! a read token of that workspace.
 
+mod erasure;
 mod error;
 mod mau;
 mod profiles;
@@ -11,6 +12,7 @@ mod responses;
 mod routes;
 mod segments;
 
+pub use erasure::{erasure_request, outcome_json, ErasureLog};
 pub use error::ReadError;
 pub use responses::{page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow};
 pub use routes::{router, ReadState};

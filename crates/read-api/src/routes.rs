@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +15,7 @@ use idfold_access::ReadTokens;
 use idfold_projector::StateStore;
 use serde_json::{json, Value};
 
+use crate::erasure::{erasure_request, outcome_json, ErasureLog};
 use crate::error::ReadError;
 use crate::mau::{month_query, MonthQuery};
 use crate::profiles::{answer, lookup_identifier, path_identifier};
@@ -38,6 +40,8 @@ struct Inner {
     segments: SegmentStore,
     /// The server's clock, for "within the last d days" (the rules have none).
     clock: fn() -> idfold_events::EventTime,
+    /// Where erasure requests go; none: this server takes none.
+    erasures: Option<ErasureLog>,
 }
 
 impl std::fmt::Debug for ReadState {
@@ -54,6 +58,7 @@ impl ReadState {
         store: StateStore,
         segments: SegmentStore,
         clock: fn() -> idfold_events::EventTime,
+        erasures: Option<ErasureLog>,
     ) -> ReadState {
         ReadState(Arc::new(Inner {
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
@@ -61,6 +66,7 @@ impl ReadState {
             store,
             segments,
             clock,
+            erasures,
         }))
     }
 
@@ -109,6 +115,21 @@ impl ReadState {
             .ok_or(ReadError::NotFound("such segment"))
     }
 
+    /// An erasure's outcome once it is complete.
+    fn erasure_outcome(
+        &self,
+        workspace: &str,
+        erasure_id: &str,
+    ) -> Result<Option<Value>, ReadError> {
+        let purges = self.0.erasures.as_ref().is_some_and(|e| e.purges());
+        Ok(self
+            .0
+            .store
+            .erasure(workspace, erasure_id)?
+            .filter(|record| record.log_purged || !purges)
+            .map(|record| outcome_json(workspace, &record, purges)))
+    }
+
     /// The path's workspace, if the request's token is one of its tokens.
     fn authorize(&self, headers: &HeaderMap, workspace: &str) -> Result<(), ReadError> {
         let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
@@ -130,7 +151,11 @@ pub fn router(state: ReadState) -> Router {
         )
         .route(
             "/v1/workspaces/{workspace}/profiles/{id}",
-            get(profile_by_id),
+            get(profile_by_id).delete(profile_erase),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/erasures/{erasure_id}",
+            get(erasure_status),
         )
         .route("/v1/workspaces/{workspace}/responses", get(responses))
         .route("/v1/workspaces/{workspace}/segments", get(segment_list))
@@ -223,6 +248,77 @@ async fn profile_by_id(
 ) -> Result<Json<Value>, ReadError> {
     state
         .blocking(|| Ok(Json(state.profile_at(&headers, &workspace, &id)?)))
+        .await
+}
+
+/// How long `DELETE .../profiles/{id}` waits for the fold to apply the
+/// erasure before answering 202 with where to look later.
+const ERASURE_WAIT: Duration = Duration::from_secs(10);
+const ERASURE_POLL: Duration = Duration::from_millis(25);
+
+async fn profile_erase(
+    State(state): State<ReadState>,
+    Path((workspace, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ReadError> {
+    let request = state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            let erasures = state.0.erasures.as_ref().ok_or_else(|| {
+                ReadError::LogUnavailable("this server writes no log".into())
+            })?;
+            let asked = path_identifier(&id)?;
+            let (profile, _) = state
+                .0
+                .store
+                .lookup(&workspace, &asked)?
+                .ok_or(ReadError::NotFound("such profile"))?;
+            let request = erasure_request(&workspace, profile, (state.0.clock)());
+            erasures.request(&request)?;
+            Ok(request)
+        })
+        .await?;
+    let deadline = Instant::now() + ERASURE_WAIT;
+    loop {
+        if let Some(answer) = state
+            .blocking(|| state.erasure_outcome(&workspace, &request.erasure_id))
+            .await?
+        {
+            return Ok(Json(answer).into_response());
+        }
+        if Instant::now() >= deadline {
+            let location = format!(
+                "/v1/workspaces/{workspace}/erasures/{}",
+                request.erasure_id
+            );
+            let body = json!({
+                "workspace_id": workspace,
+                "erasure_id": request.erasure_id,
+                "status": "pending",
+            });
+            let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return Ok(response);
+        }
+        tokio::time::sleep(ERASURE_POLL).await;
+    }
+}
+
+async fn erasure_status(
+    State(state): State<ReadState>,
+    Path((workspace, erasure_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ReadError> {
+    state
+        .blocking(|| {
+            state.authorize(&headers, &workspace)?;
+            state
+                .erasure_outcome(&workspace, &erasure_id)?
+                .map(Json)
+                .ok_or(ReadError::NotFound("erasure applied with this id (yet)"))
+        })
         .await
 }
 
