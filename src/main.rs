@@ -235,6 +235,16 @@ enum Command {
         #[command(flatten)]
         fold: FoldArgs,
     },
+    /// Copy the data directory's live entries into a new directory, leaving
+    /// behind what sled still keeps on disk of deleted ones (erased people
+    /// included). Swap the directories while idfold is stopped.
+    Compact {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The new directory; must not exist yet.
+        #[arg(long)]
+        into: PathBuf,
+    },
     /// Every profile, then every MAU row, as NDJSON (byte-identical for identical state).
     Export {
         #[command(flatten)]
@@ -338,6 +348,7 @@ fn main() -> ExitCode {
             id,
             fold,
         } => commands::erase::run(&data, &workspace, &id, &fold),
+        Command::Compact { data, into } => commands::erase::compact(&data, &into),
         Command::Export { data, workspace } => commands::query::export(&data, workspace.as_deref()),
         Command::Dlq { data, kafka, json } => match kafka.settings() {
             Some(_) => commands::kafka::dlq(&kafka, json),

@@ -1,7 +1,9 @@
-//! `idfold erase`: forget a person on the embedded log. The request goes
+//! `idfold erase`: forget a person on the embedded log; `idfold compact`:
+//! leave behind what sled still keeps of deleted entries. The request goes
 //! into the log like `DELETE .../profiles/{id}` puts it there, and the fold
 //! applies it, so the CLI and the server erase the same way.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -45,5 +47,23 @@ pub fn run(
         record.events, record.responses, record.emails, record.devices
     );
     println!("{}", outcome_json(workspace, &record, true));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn compact(data: &DataArgs, into: &Path) -> anyhow::Result<ExitCode> {
+    if into.exists() {
+        anyhow::bail!(
+            "{} exists; give a path that does not, so nothing is overwritten",
+            into.display()
+        );
+    }
+    let dir = data.open_existing()?;
+    let target = idfold_log::DataDir::open(into, std::time::Duration::ZERO)?;
+    let copied = dir.copy_live_into(&target)?;
+    eprintln!(
+        "copied {copied} entries into {}; stop idfold, move it in place of {}, and delete the old directory",
+        into.display(),
+        data.data.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

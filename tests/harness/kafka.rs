@@ -333,7 +333,12 @@ pub fn read_canonical_message_ids(
 
 /// `idfold <sub> <the topics' Kafka args> <extra>`, asserting exit 0:
 /// (stdout, stderr).
-pub fn on_kafka(idfold: &Idfold, topics: &KafkaTopics, sub: &str, extra: &[&str]) -> (String, String) {
+pub fn on_kafka(
+    idfold: &Idfold,
+    topics: &KafkaTopics,
+    sub: &str,
+    extra: &[&str],
+) -> (String, String) {
     let kafka = topics.args();
     let mut args: Vec<&str> = kafka.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);

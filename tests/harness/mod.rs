@@ -21,18 +21,30 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// An idfold data directory, deleted when dropped.
 pub struct Idfold {
-    dir: TempDir,
+    _dir: TempDir,
+    data: PathBuf,
 }
 
 impl Idfold {
     pub fn new() -> Idfold {
+        let dir = tempfile::tempdir().expect("a temporary directory");
         Idfold {
-            dir: tempfile::tempdir().expect("a temporary directory"),
+            data: dir.path().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// One whose data directory does not exist yet (for `compact --into`).
+    pub fn not_created() -> Idfold {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Idfold {
+            data: dir.path().join("data"),
+            _dir: dir,
         }
     }
 
     pub fn data(&self) -> &Path {
-        self.dir.path()
+        &self.data
     }
 
     /// `idfold <sub> --data DIR <args...>`, waited for.

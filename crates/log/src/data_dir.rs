@@ -100,6 +100,33 @@ impl DataDir {
         Ok(())
     }
 
+    /// Copies every tree, live entries only, into `target` (a directory
+    /// that must not hold data yet). Deleted entries stay in this
+    /// directory's files until sled reuses their space; the copy has none.
+    pub fn copy_live_into(&self, target: &DataDir) -> Result<u64, LogError> {
+        const BATCH: usize = 10_000;
+        let mut copied = 0;
+        for name in self.db.tree_names() {
+            let from = self.db.open_tree(&name)?;
+            let into = target.db.open_tree(&name)?;
+            let mut batch = sled::Batch::default();
+            let mut pending = 0;
+            for entry in from.iter() {
+                let (k, v) = entry?;
+                batch.insert(k, v);
+                pending += 1;
+                copied += 1;
+                if pending == BATCH {
+                    into.apply_batch(std::mem::take(&mut batch))?;
+                    pending = 0;
+                }
+            }
+            into.apply_batch(batch)?;
+        }
+        target.flush()?;
+        Ok(copied)
+    }
+
     pub fn size_on_disk(&self) -> Result<u64, LogError> {
         Ok(self.db.size_on_disk()?)
     }

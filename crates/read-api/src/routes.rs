@@ -264,9 +264,11 @@ async fn profile_erase(
     let request = state
         .blocking(|| {
             state.authorize(&headers, &workspace)?;
-            let erasures = state.0.erasures.as_ref().ok_or_else(|| {
-                ReadError::LogUnavailable("this server writes no log".into())
-            })?;
+            let erasures = state
+                .0
+                .erasures
+                .as_ref()
+                .ok_or_else(|| ReadError::LogUnavailable("this server writes no log".into()))?;
             let asked = path_identifier(&id)?;
             let (profile, _) = state
                 .0
@@ -287,10 +289,7 @@ async fn profile_erase(
             return Ok(Json(answer).into_response());
         }
         if Instant::now() >= deadline {
-            let location = format!(
-                "/v1/workspaces/{workspace}/erasures/{}",
-                request.erasure_id
-            );
+            let location = format!("/v1/workspaces/{workspace}/erasures/{}", request.erasure_id);
             let body = json!({
                 "workspace_id": workspace,
                 "erasure_id": request.erasure_id,
