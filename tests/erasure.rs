@@ -5,34 +5,19 @@
 
 mod harness;
 
-use std::time::{Duration, Instant};
-
-use harness::http::{agent, basic, post, request, Reply, Server};
+use harness::http::{call, send_events, Server, SERVE_TOML_WORKSPACES};
 use harness::kafka::{on_kafka, test_broker, KafkaTopics};
-use harness::{fixture, Idfold};
+use harness::{fixture, wait_for, Idfold};
 use serde_json::{json, Value};
 
-const ACME_TOKEN: &str = "rt_acme_test_0123456789";
-const GLOBEX_TOKEN: &str = "rt_globex_test_0123456789";
-const KEYS: [(&str, &str); 2] = [
-    ("acme", "wk_acme_test_0123456789"),
-    ("globex", "wk_globex_test_0123456789"),
-];
+const ACME_TOKEN: &str = SERVE_TOML_WORKSPACES[0].2;
+const GLOBEX_TOKEN: &str = SERVE_TOML_WORKSPACES[1].2;
 /// Alice's events in acme, and what only they hold.
 const ALICE_EVENTS: usize = 5;
 const ALICE_TRACES: [&str; 4] = ["alice", "d-alice", "555-0100", "Report Exported"];
 /// acme's MAU with Alice: January counts Alice and Bob; February Alice and
 /// Bob, and Carol's device, which saw a survey.
 const MONTHS: [(&str, u64, u64); 3] = [("2026-01", 2, 0), ("2026-02", 2, 1), ("2026-03", 0, 0)];
-
-fn call(server: &Server, method: &str, path: &str, token: Option<&str>) -> Reply {
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer
-        .iter()
-        .map(|b| ("Authorization", b.as_str()))
-        .collect();
-    request(&agent(), method, &server.url(path), &headers, b"")
-}
 
 fn fixture_lines(workspace: &str) -> Vec<String> {
     std::fs::read_to_string(fixture("erasure.ndjson"))
@@ -41,28 +26,6 @@ fn fixture_lines(workspace: &str) -> Vec<String> {
         .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
         .map(str::to_owned)
         .collect()
-}
-
-fn send(server: &Server, workspace: &str, lines: &[String]) {
-    let key = KEYS
-        .iter()
-        .find(|(w, _)| *w == workspace)
-        .map(|(_, k)| *k)
-        .expect("a key");
-    let reply = post(
-        &server.url("/v1/events"),
-        &[("Authorization", &basic(key))],
-        lines.join("\n").as_bytes(),
-    );
-    assert_eq!(reply.status, 200, "{reply:?}");
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn expected_months() -> Value {
@@ -84,8 +47,8 @@ fn config() -> String {
 
 /// Sends the fixture and waits until everything in it is folded.
 fn send_fixture_and_wait(server: &Server) {
-    send(server, "acme", &fixture_lines("acme"));
-    send(server, "globex", &fixture_lines("globex"));
+    send_events(server, "acme", &fixture_lines("acme"));
+    send_events(server, "globex", &fixture_lines("globex"));
     wait_for("the fixture to be folded", || {
         call(server, "GET", MAU_PATH, Some(ACME_TOKEN)).body == expected_months()
             && call(
@@ -259,7 +222,7 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
                "timestamp": "2026-03-01T09:00:00Z", "user_id": "alice", "traits": {"plan": "team"}})
         .to_string(),
     );
-    send(&server, "acme", &lines);
+    send_events(&server, "acme", &lines);
     let mut fresh = Value::Null;
     wait_for("the new event to be folded", || {
         fresh = read(

@@ -4,53 +4,31 @@
 
 mod harness;
 
-use std::time::{Duration, Instant};
-
-use harness::http::{agent, basic, post, request, Reply, Server};
-use harness::{fixture, Idfold};
+use harness::http::{
+    agent, call, read_token, request, send_events, write_key, Reply, Server, SERVE_TOML_WORKSPACES,
+};
+use harness::{fixture, wait_for, Idfold};
 use serde_json::{json, Value};
 
-const TOKENS: [(&str, &str); 2] = [
-    ("acme", "rt_acme_test_0123456789"),
-    ("globex", "rt_globex_test_0123456789"),
-];
-const KEYS: [(&str, &str); 2] = [
-    ("acme", "wk_acme_test_0123456789"),
-    ("globex", "wk_globex_test_0123456789"),
-];
-
 fn read(server: &Server, path: &str, token: Option<&str>) -> Reply {
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer
-        .iter()
-        .map(|b| ("Authorization", b.as_str()))
-        .collect();
-    request(&agent(), "GET", &server.url(path), &headers, b"")
+    call(server, "GET", path, token)
 }
 
 fn token(workspace: &str) -> &'static str {
-    TOKENS
-        .iter()
-        .find(|(w, _)| *w == workspace)
-        .map(|(_, t)| *t)
-        .expect("a token")
+    read_token(workspace)
 }
 
 /// The sample's events, each workspace's sent with its own key as NDJSON.
 fn send_sample(server: &Server) {
     let text = std::fs::read_to_string(fixture("sample.ndjson")).expect("fixture");
-    for (workspace, key) in KEYS {
+    for (workspace, _, _) in SERVE_TOML_WORKSPACES {
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
             .collect();
         assert!(!lines.is_empty());
-        let reply = post(
-            &server.url("/v1/events"),
-            &[("Authorization", &basic(key))],
-            lines.join("\n").as_bytes(),
-        );
-        assert_eq!(reply.status, 200, "{reply:?}");
+        let lines: Vec<String> = lines.into_iter().map(str::to_owned).collect();
+        send_events(server, workspace, &lines);
     }
 }
 
@@ -62,14 +40,6 @@ fn folded_apart() -> Idfold {
     idfold
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspace() {
     let expected = folded_apart();
@@ -78,7 +48,7 @@ fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspa
     let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
     send_sample(&server);
 
-    for (workspace, _) in TOKENS {
+    for (workspace, _, _) in SERVE_TOML_WORKSPACES {
         // A range a month wider on each side: months without activity are zeros.
         let rows: Vec<Value> = expected
             .json("mau", &["--workspace", workspace, "--json"])
@@ -158,7 +128,7 @@ fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspa
     let write_key = read(
         &server,
         "/v1/workspaces/acme/mau?month=2026-01",
-        Some(KEYS[0].1),
+        Some(write_key("acme")),
     );
     assert_eq!(
         code(&write_key),
@@ -197,7 +167,7 @@ fn mau_and_profiles_read_while_serving_match_the_cli_and_tokens_open_one_workspa
     }
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
-    for (_, secret) in TOKENS {
+    for (_, _, secret) in SERVE_TOML_WORKSPACES {
         assert!(!log.contains(secret), "a read token reached the log");
     }
 }
@@ -215,22 +185,7 @@ fn response(i: usize) -> String {
 }
 
 fn send(server: &Server, events: &[String]) {
-    send_to(server, "acme", events);
-}
-
-/// Events as NDJSON to `/v1/events` with the workspace's write key.
-fn send_to(server: &Server, workspace: &str, events: &[String]) {
-    let key = KEYS
-        .iter()
-        .find(|(w, _)| *w == workspace)
-        .map(|(_, k)| *k)
-        .expect("a key");
-    let reply = post(
-        &server.url("/v1/events"),
-        &[("Authorization", &basic(key))],
-        events.join("\n").as_bytes(),
-    );
-    assert_eq!(reply.status, 200, "{reply:?}");
+    send_events(server, "acme", events);
 }
 
 /// Every page of `path` (a query string included), following next_cursor.
@@ -270,7 +225,7 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
     // Another workspace's response, which acme must never list.
     let theirs = json!({"type": "survey", "message_id": "resp-globex", "timestamp": "2026-03-02T10:00:00Z",
         "user_id": "u-1", "survey_id": "s1", "action": "responded", "response_id": "r-globex", "answers": {"score": 1}});
-    send_to(&server, "globex", &[theirs.to_string()]);
+    send_events(&server, "globex", &[theirs.to_string()]);
     wait_for("60 responses folded", || {
         read(
             &server,
@@ -511,7 +466,7 @@ fn segments_hold_the_identified_profiles_their_filters_say_and_point_at_bad_filt
     send(&server, &events);
     // A pro user of another workspace: never a member of acme's segments.
     let theirs = json!({"type": "identify", "message_id": "seg-globex", "user_id": "u-zed", "timestamp": days_ago(1), "traits": {"plan": "pro", "age": 50}});
-    send_to(&server, "globex", &[theirs.to_string()]);
+    send_events(&server, "globex", &[theirs.to_string()]);
     wait_for("globex's user folded", || {
         read(
             &server,

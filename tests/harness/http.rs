@@ -229,3 +229,49 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).expect("gzip");
     encoder.finish().expect("gzip")
 }
+
+/// The workspaces of `tests/fixtures/serve.toml` used by the tests:
+/// (id, write key, read token). Test values, not secrets.
+pub const SERVE_TOML_WORKSPACES: [(&str, &str, &str); 2] = [
+    ("acme", "wk_acme_test_0123456789", "rt_acme_test_0123456789"),
+    (
+        "globex",
+        "wk_globex_test_0123456789",
+        "rt_globex_test_0123456789",
+    ),
+];
+
+fn serve_toml_workspace(workspace: &str) -> (&'static str, &'static str, &'static str) {
+    SERVE_TOML_WORKSPACES
+        .into_iter()
+        .find(|(w, _, _)| *w == workspace)
+        .expect("a workspace of serve.toml")
+}
+
+pub fn write_key(workspace: &str) -> &'static str {
+    serve_toml_workspace(workspace).1
+}
+
+pub fn read_token(workspace: &str) -> &'static str {
+    serve_toml_workspace(workspace).2
+}
+
+/// Events as NDJSON to `/v1/events` with the workspace's write key; 200.
+pub fn send_events(server: &Server, workspace: &str, events: &[String]) {
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(write_key(workspace)))],
+        events.join("\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// A read API call with `Authorization: Bearer TOKEN` when given.
+pub fn call(server: &Server, method: &str, path: &str, token: Option<&str>) -> Reply {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    request(&agent(), method, &server.url(path), &headers, b"")
+}

@@ -19,6 +19,18 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Polls `done` every 100 ms, failing after a minute.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// An idfold data directory, deleted when dropped.
 pub struct Idfold {
     _dir: TempDir,

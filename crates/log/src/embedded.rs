@@ -157,18 +157,26 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn appends_are_dense_and_read_back_in_order() -> Result<(), LogError> {
+    /// A log in a fresh directory (kept while the `TempDir` lives).
+    fn fresh_log() -> Result<(tempfile::TempDir, EmbeddedLog), LogError> {
         let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
             path: "tmp".into(),
             source: e,
         })?;
         let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
-        let log = EmbeddedLog::open(&dir)?;
-        let entry = |payload: &[u8]| LogEntry {
+        Ok((tmp, EmbeddedLog::open(&dir)?))
+    }
+
+    fn entry(payload: &[u8]) -> LogEntry {
+        LogEntry {
             key: "w".into(),
             payload: payload.to_vec(),
-        };
+        }
+    }
+
+    #[test]
+    fn appends_are_dense_and_read_back_in_order() -> Result<(), LogError> {
+        let (_tmp, log) = fresh_log()?;
         assert_eq!(log.append_entries(&[entry(b"a"), entry(b"b")])?, 0);
         assert_eq!(log.append_entries(&[entry(b"c")])?, 2);
         let read = log.read_from(0, 1, 10)?;
@@ -180,16 +188,7 @@ mod tests {
 
     #[test]
     fn forgotten_records_leave_a_gap_and_their_offsets_are_not_reused() -> Result<(), LogError> {
-        let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
-            path: "tmp".into(),
-            source: e,
-        })?;
-        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
-        let log = EmbeddedLog::open(&dir)?;
-        let entry = |payload: &[u8]| LogEntry {
-            key: "w".into(),
-            payload: payload.to_vec(),
-        };
+        let (_tmp, log) = fresh_log()?;
         log.append_entries(&[entry(b"a"), entry(b"b"), entry(b"c")])?;
         log.forget(0, &[1, 2])?;
         let offsets: Vec<u64> = log.read_from(0, 0, 10)?.iter().map(|r| r.offset).collect();
