@@ -403,6 +403,8 @@ impl Projector {
     fn record_metrics(&self, partition: u32, report: &BatchReport, loads: u64, started: Instant) {
         metrics::counter!(names::EVENTS_FOLDED).increment(report.folded as u64);
         metrics::counter!(names::EVENTS_DUPLICATE).increment(report.duplicates as u64);
+        metrics::counter!(names::EVENTS_FORGOTTEN).increment(report.forgotten as u64);
+        metrics::counter!(names::ERASURES_APPLIED).increment(report.erasures as u64);
         metrics::counter!(names::LOG_RECORDS_UNDECODABLE).increment(report.undecodable as u64);
         metrics::counter!(names::FOLD_WORKSPACE_LOADS).increment(loads);
         metrics::histogram!(names::FOLD_BATCH_EVENTS).record(report.read as f64);

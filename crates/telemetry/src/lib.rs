@@ -15,6 +15,11 @@ pub mod names {
     pub const EVENTS_FOLDED: &str = "idfold_events_folded_total";
     /// Events dropped by the fold as re-deliveries of a folded message_id.
     pub const EVENTS_DUPLICATE: &str = "idfold_events_duplicate_total";
+    /// Events dropped by the fold because their person was erased (a replay
+    /// or re-delivery of a forgotten event).
+    pub const EVENTS_FORGOTTEN: &str = "idfold_events_forgotten_total";
+    /// Erasure requests the fold applied.
+    pub const ERASURES_APPLIED: &str = "idfold_erasures_applied_total";
     /// Log records the fold could not decode (sent to the dead-letter store).
     pub const LOG_RECORDS_UNDECODABLE: &str = "idfold_log_records_undecodable_total";
     /// Records in one fold batch (histogram).
@@ -58,6 +63,12 @@ pub fn describe() {
         Unit::Count,
         "Re-deliveries of a folded message_id, dropped."
     );
+    describe_counter!(
+        EVENTS_FORGOTTEN,
+        Unit::Count,
+        "Events of erased people seen again, dropped."
+    );
+    describe_counter!(ERASURES_APPLIED, Unit::Count, "Erasure requests applied.");
     describe_counter!(
         LOG_RECORDS_UNDECODABLE,
         Unit::Count,
