@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use idfold_config::IdfoldConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,8 +22,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Identity stitching and two-mode MAU, folded from a durable log"
 )]
 struct Cli {
+    /// The configuration file (TOML; see `idfold config check`). Its
+    /// settings apply where neither a flag nor an environment variable
+    /// sets them; the workspaces' keys and tokens come from it.
+    #[arg(long, env = "IDFOLD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log lines as text (default) or JSON, on stderr.
+    #[arg(long, env = "IDFOLD_LOG_FORMAT", value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check the file given with --config (or IDFOLD_CONFIG): parse it,
+    /// check every value, and explain each problem. Exit 0 when it is valid.
+    Check,
 }
 
 /// Where the embedded log and the projections live.
@@ -75,15 +97,15 @@ pub struct KafkaArgs {
     pub raw_topics: Vec<String>,
     /// Producer acknowledgements: `all` (with the idempotent producer) is
     /// the only setting under which an acknowledged event survives a broker failure.
-    #[arg(long, value_enum, default_value_t = AcksArg::All)]
+    #[arg(long, env = "IDFOLD_KAFKA_ACKS", value_enum, default_value_t = AcksArg::All)]
     pub kafka_acks: AcksArg,
-    #[arg(long, value_enum, default_value_t = CompressionArg::Lz4)]
+    #[arg(long, env = "IDFOLD_KAFKA_COMPRESSION", value_enum, default_value_t = CompressionArg::Lz4)]
     pub kafka_compression: CompressionArg,
     /// Partitions of the topics `idfold topics` creates.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, env = "IDFOLD_KAFKA_PARTITIONS", default_value_t = 6)]
     pub kafka_partitions: i32,
     /// Seconds before a silent group member's partitions go to the others.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "IDFOLD_KAFKA_SESSION_TIMEOUT_SECS", default_value_t = 10)]
     pub kafka_session_timeout: u64,
 }
 
@@ -143,11 +165,11 @@ const EXIT_FAILURE: u8 = 3;
 #[derive(Debug, Args)]
 pub struct FoldArgs {
     /// Log records folded and committed per atomic batch.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, env = "IDFOLD_BATCH_SIZE", default_value_t = 20_000)]
     pub batch_size: usize,
     /// Accepted events kept in memory across workspaces before the least
     /// recently used are dropped (they reload from disk when needed).
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, env = "IDFOLD_MAX_RESIDENT_EVENTS", default_value_t = 2_000_000)]
     pub max_resident_events: usize,
 }
 
@@ -282,6 +304,11 @@ enum Command {
         #[command(flatten)]
         serve: commands::serve::ServeArgs,
     },
+    /// The configuration file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
     /// Ingest a built-in sample workload, fold it and print its MAU.
     Demo {
         /// Data directory; a fresh temporary one when absent.
@@ -299,13 +326,52 @@ enum Command {
     },
 }
 
+/// Loads the configuration file, when one is given, and sets the
+/// environment variables it stands for that are not set already, so that
+/// flags win over the environment, and the environment over the file.
+/// `idfold config check` reads the file itself, problems and all.
+fn apply_config_file() -> Result<Option<IdfoldConfig>, ExitCode> {
+    // Usage errors and --help are for the real parse to report.
+    let Ok(first) = Cli::try_parse() else {
+        return Ok(None);
+    };
+    if matches!(first.command, Command::Config { .. }) {
+        return Ok(None);
+    }
+    let Some(path) = first.config else {
+        return Ok(None);
+    };
+    match IdfoldConfig::load(&path) {
+        Ok(config) => {
+            for (name, value) in config.environment() {
+                if std::env::var_os(name).is_none() {
+                    // Still one thread: nothing reads the environment meanwhile.
+                    std::env::set_var(name, value);
+                }
+            }
+            Ok(Some(config))
+        }
+        Err(error) => {
+            eprintln!(
+                "error: {error}\n`idfold config check --config {}` explains every problem",
+                path.display()
+            );
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let config = match apply_config_file() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let cli = Cli::parse();
     idfold_telemetry::describe();
-    commands::init_logging(matches!(
-        cli.command,
-        Command::Run { .. } | Command::Serve { .. }
-    ));
+    commands::init_logging(
+        matches!(cli.command, Command::Run { .. } | Command::Serve { .. }),
+        cli.log_format,
+    );
     let outcome = match cli.command {
         Command::Ingest {
             data,
@@ -363,7 +429,10 @@ fn main() -> ExitCode {
             kafka,
             fold,
             serve,
-        } => commands::serve::run(&data, &kafka, &fold, &serve),
+        } => commands::serve::run(&data, &kafka, &fold, &serve, config.as_ref()),
+        Command::Config {
+            action: ConfigCommand::Check,
+        } => commands::config::check(cli.config.as_deref()),
         Command::Demo { data } => commands::demo::run(data),
         Command::Generate {
             events,

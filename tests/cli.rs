@@ -398,3 +398,79 @@ fn a_reader_that_goes_away_is_not_an_error() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn the_config_file_sets_what_flags_and_the_environment_leave_unset_and_check_explains_it() {
+    let idfold = Idfold::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("from-file");
+    let config = dir.path().join("idfold.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\n[limits]\nbatch_size = 3\n[[workspaces]]\nid = \"acme\"\nwrite_keys = [\"wk_acme_secret_0123456789\"]\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("written");
+    let config = config.to_str().expect("UTF-8");
+    let check = |file: &str| {
+        std::process::Command::new(harness::BIN)
+            .args(["config", "check", "--config", file])
+            .output()
+            .expect("idfold runs")
+    };
+    let checked = check(config);
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{out}");
+    assert!(
+        out.contains("IDFOLD_BATCH_SIZE=3") && !out.contains("wk_acme_secret"),
+        "{out}"
+    );
+
+    // `data` comes from the file: `ingest` without --data writes there.
+    let ingest = std::process::Command::new(harness::BIN)
+        .args(["ingest", "--config", config])
+        .arg(fixture("sample.ndjson"))
+        .env_remove("IDFOLD_DATA")
+        .output()
+        .expect("idfold runs");
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    assert!(
+        data.join("db").is_dir(),
+        "the file's data directory was used"
+    );
+    // A flag wins over the file.
+    idfold.ok(
+        "ingest",
+        &[
+            "--config",
+            config,
+            fixture("sample.ndjson").to_str().expect("UTF-8"),
+        ],
+    );
+    assert!(idfold.data().join("db").is_dir());
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "listen = \"nowhere\"\n[limits]\nwrite_queue = 0\n[[workspaces]]\nid = \"acme\"\nwrite_keys = [\"short-secret\"]\n",
+    )
+    .expect("written");
+    let bad = dir.path().join("bad.toml");
+    let bad = bad.to_str().expect("UTF-8");
+    let checked = check(bad);
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(2));
+    for key in ["`listen`", "`limits.write_queue`", "`workspaces`"] {
+        assert!(err.contains(key), "{key} in {err}");
+    }
+    assert!(!err.contains("short-secret"), "{err}");
+    // Any command refuses the file, and points at `config check`.
+    let refused = idfold.run("mau", &["--config", bad, "--workspace", "acme"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("idfold config check"));
+}

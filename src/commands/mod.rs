@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+pub mod config;
 pub mod demo;
 pub mod erase;
 pub mod fold;
@@ -11,15 +12,19 @@ pub mod serve;
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr; `IDFOLD_LOG` sets the filter (default: info for the
-/// long-running fold, warnings only for one-shot commands).
-pub fn init_logging(long_running: bool) {
+/// Logs go to stderr, as text or JSON lines; `IDFOLD_LOG` sets the filter
+/// (default: info for the long-running commands, warnings only for
+/// one-shot ones).
+pub fn init_logging(long_running: bool, format: crate::LogFormat) {
     let default = if long_running { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("IDFOLD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        crate::LogFormat::Text => builder.init(),
+        crate::LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 /// A flag raised by Ctrl-C or SIGTERM. The runtime watching for them (one

@@ -4,7 +4,6 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use idfold_access::{AccessConfig, ReadTokens, WriteKeys};
+use idfold_config::IdfoldConfig;
 use idfold_intake::{
     router, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink, SharedEventSink,
 };
@@ -35,20 +35,15 @@ pub struct ServeArgs {
     /// http://ADDR" says which).
     #[arg(long, env = "IDFOLD_LISTEN", default_value = "127.0.0.1:8088")]
     pub listen: SocketAddr,
-    /// TOML file listing the workspaces and their write keys. More keys come
-    /// from IDFOLD_WRITE_KEYS (`workspace:key,...`). With neither, serve
-    /// listens on loopback only with a generated development key.
-    #[arg(long, env = "IDFOLD_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Requests handled at once; more are answered 503 with Retry-After.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "IDFOLD_MAX_INFLIGHT_REQUESTS", default_value_t = 256)]
     pub max_inflight_requests: usize,
     /// Requests waiting for the log writer; more are answered 503.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, env = "IDFOLD_WRITE_QUEUE", default_value_t = 128)]
     pub write_queue: usize,
     /// Seconds a request waits for the log to acknowledge it before it is
     /// answered 503 (it may then be in the log: a retry is dropped as a duplicate).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "IDFOLD_ACK_TIMEOUT_SECS", default_value_t = 10)]
     pub ack_timeout: u64,
     /// On Kafka: which stages run beside the server.
     #[arg(long, value_enum, default_value_t = Stages::All)]
@@ -73,11 +68,12 @@ fn random_secret(prefix: &str) -> String {
     format!("{prefix}{hex}")
 }
 
-fn access(args: &ServeArgs) -> anyhow::Result<Access> {
-    let mut config = match &args.config {
-        Some(path) => AccessConfig::from_file(path)?,
-        None => AccessConfig::default(),
-    };
+/// Workspaces, write keys and read tokens come from the configuration file
+/// (`--config`) and from IDFOLD_WRITE_KEYS / IDFOLD_READ_TOKENS
+/// (`workspace:secret,...`). With neither, serve listens on loopback only
+/// with a generated development key.
+fn access(args: &ServeArgs, file: Option<&IdfoldConfig>) -> anyhow::Result<Access> {
+    let mut config = file.map(IdfoldConfig::access).unwrap_or_default();
     if let Ok(entries) = std::env::var("IDFOLD_WRITE_KEYS") {
         config.add_env_keys(&entries)?;
     }
@@ -146,8 +142,9 @@ pub fn run(
     kafka: &KafkaArgs,
     fold: &FoldArgs,
     args: &ServeArgs,
+    file: Option<&IdfoldConfig>,
 ) -> anyhow::Result<ExitCode> {
-    let access = access(args)?;
+    let access = access(args, file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
