@@ -170,10 +170,11 @@ impl IdfoldConfig {
         let access = AccessConfig {
             workspaces: self.workspaces.clone(),
         };
-        for outcome in [access.write_keys().err(), access.read_tokens().err()] {
-            if let Some(error) = outcome {
-                problems.push(problem("workspaces", error.to_string()));
-            }
+        for error in [access.write_keys().err(), access.read_tokens().err()]
+            .into_iter()
+            .flatten()
+        {
+            problems.push(problem("workspaces", error.to_string()));
         }
         let mut seen = std::collections::BTreeSet::new();
         for workspace in &self.workspaces {
