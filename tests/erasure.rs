@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 const ACME_TOKEN: &str = SERVE_TOML_WORKSPACES[0].2;
 const GLOBEX_TOKEN: &str = SERVE_TOML_WORKSPACES[1].2;
 /// Alice's events in acme, and what only they hold.
-const ALICE_EVENTS: usize = 5;
+const ALICE_EVENTS: usize = 6;
 const ALICE_TRACES: [&str; 4] = ["alice", "d-alice", "555-0100", "Report Exported"];
 /// acme's MAU with Alice: January counts Alice and Bob; February Alice and
-/// Bob, and Carol's device, which saw a survey.
-const MONTHS: [(&str, u64, u64); 3] = [("2026-01", 2, 0), ("2026-02", 2, 1), ("2026-03", 0, 0)];
+/// Bob, and Carol's device, which saw a survey; March Alice alone.
+const MONTHS: [(&str, u64, u64); 3] = [("2026-01", 2, 0), ("2026-02", 2, 1), ("2026-03", 1, 0)];
 
 fn fixture_lines(workspace: &str) -> Vec<String> {
     std::fs::read_to_string(fixture("erasure.ndjson"))
@@ -158,7 +158,7 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
     assert_eq!(erased.body["log"], "deleted from the embedded log");
     assert_eq!(
         erased.body["mau_months_kept"],
-        json!(["2026-01", "2026-02"])
+        json!(["2026-01", "2026-02", "2026-03"])
     );
     let erasure_id = erased.body["erasure_id"]
         .as_str()
@@ -218,7 +218,7 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
     let server = Server::start(&idfold, &["--config", &config()], &[]);
     let mut lines = fixture_lines("acme");
     lines.push(
-        json!({"type": "identify", "message_id": "er-a6", "workspace_id": "acme",
+        json!({"type": "identify", "message_id": "er-a9", "workspace_id": "acme",
                "timestamp": "2026-03-01T09:00:00Z", "user_id": "alice", "traits": {"plan": "team"}})
         .to_string(),
     );
@@ -250,7 +250,7 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
         404
     );
     let mut months = expected_months();
-    months["rows"][2] = json!({"workspace_id": "acme", "month": "2026-03", "identified": 1, "anonymous": 0, "total": 1});
+    months["rows"][2] = json!({"workspace_id": "acme", "month": "2026-03", "identified": 2, "anonymous": 0, "total": 2});
     assert_eq!(
         call(&server, "GET", MAU_PATH, Some(ACME_TOKEN)).body,
         months
@@ -260,6 +260,13 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
     assert!(
         log.contains(&format!("{ALICE_EVENTS} events of erased people dropped")),
         "{log}"
+    );
+    // The re-delivered events were deleted from the log as they were dropped.
+    let rebuilt = idfold.run("rebuild", &[]);
+    let stderr = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(
+        rebuilt.status.success() && !stderr.contains("erased people"),
+        "{stderr}"
     );
 }
 

@@ -35,15 +35,16 @@ pub fn run(
         eprintln!("no profile for {asked} in workspace {workspace}; nothing to erase");
         return Ok(ExitCode::from(1));
     };
-    let request = erasure_request(workspace, profile.clone(), super::system_clock());
+    let request = erasure_request(workspace, profile, super::system_clock());
     ErasureLog::new(log.clone(), true).request(&request)?;
     projector.fold_until_idle(&*log, |_| {})?;
     let record = projector
         .store()
         .erasure(workspace, &request.erasure_id)?
         .context("the fold did not apply the erasure request it was given")?;
+    // Counts only: the person's identifiers are not repeated anywhere.
     eprintln!(
-        "erased {profile} of workspace {workspace}: {} events, {} responses, {} emails, {} devices",
+        "erased a person of workspace {workspace}: {} events, {} responses, {} emails, {} devices",
         record.events, record.responses, record.emails, record.devices
     );
     println!("{}", outcome_json(workspace, &record, true));

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
-use idfold_events::{decode_log_payload, LogPayload};
+use idfold_events::{decode_log_payload, EventKind, LogPayload};
 use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogRecord};
 use idfold_telemetry::names;
 
@@ -15,6 +15,33 @@ use crate::error::ProjectorError;
 use crate::record::FoldRecord;
 use crate::store::{Checkpoint, StateStore};
 use crate::workspace::{Applied, WorkspaceState};
+
+/// How often the fold measures the store's size on disk (it lists files).
+const STORE_SIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Events folded and dropped as duplicates in one batch, by type.
+#[derive(Debug, Default)]
+struct KindCounts([(u64, u64); 4]);
+
+impl KindCounts {
+    fn slot(kind: EventKind) -> usize {
+        EventKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+    }
+
+    fn add(&mut self, kind: EventKind, folded: bool) {
+        if let Some(slot) = self.0.get_mut(Self::slot(kind)) {
+            if folded {
+                slot.0 += 1;
+            } else {
+                slot.1 += 1;
+            }
+        }
+    }
+
+    fn of(&self, kind: EventKind) -> (u64, u64) {
+        self.0.get(Self::slot(kind)).copied().unwrap_or_default()
+    }
+}
 
 /// Log records read at a time while looking for an erasure's events.
 const PURGE_SCAN_BATCH: usize = 10_000;
@@ -82,6 +109,8 @@ pub struct WorkspaceCache {
     /// if the store is elsewhere, another process folded in between.
     positions: BTreeMap<u32, u64>,
     batches: u64,
+    /// When the store's size was last measured for /metrics.
+    size_measured: Option<Instant>,
 }
 
 impl WorkspaceCache {
@@ -96,6 +125,12 @@ pub struct Projector {
     dead_letters: DeadLetterStore,
     cache: WorkspaceCache,
     options: FoldOptions,
+    /// Log records of the last committed batch that belong to erased
+    /// people (re-delivered events, a re-delivered request): a log that
+    /// can delete records deletes them after the commit.
+    forgotten_records: Vec<u64>,
+    /// Whether erasures a crash left unpurged have been looked for yet.
+    purge_checked: bool,
 }
 
 impl Projector {
@@ -127,6 +162,8 @@ impl Projector {
             dead_letters: DeadLetterStore::open(dir)?,
             cache,
             options,
+            forgotten_records: Vec::new(),
+            purge_checked: false,
         })
     }
 
@@ -145,6 +182,11 @@ impl Projector {
         log: &dyn EventLog,
         partition: u32,
     ) -> Result<BatchReport, ProjectorError> {
+        if !self.purge_checked {
+            // Erasures whose purge a crash interrupted.
+            self.purge_erased(log)?;
+            self.purge_checked = true;
+        }
         let from = self.store.position(partition)?;
         // Read before the records: every offset below it that the read does
         // not return is a gap (an erasure deleted it), not a record to come.
@@ -159,9 +201,23 @@ impl Projector {
         if report.read > 0 {
             log.commit(partition, report.next_offset)?;
         }
+        let forgotten = std::mem::take(&mut self.forgotten_records);
+        if !forgotten.is_empty() && log.can_forget() {
+            // Committed first: a crash before this leaves them in the log,
+            // dropped again by any refold (which deletes them then).
+            log.forget(partition, &forgotten)?;
+        }
         if report.erasures > 0 {
             self.purge_erased(log)?;
         }
+        let position = self.store.position(partition)?;
+        let labels = [
+            ("topic", log.name().to_owned()),
+            ("partition", partition.to_string()),
+        ];
+        metrics::gauge!(names::CONSUMER_POSITION, &labels).set(position as f64);
+        metrics::gauge!(names::CONSUMER_LAG, &labels)
+            .set(log.end_offset(partition)?.saturating_sub(position) as f64);
         Ok(report)
     }
 
@@ -260,16 +316,28 @@ impl Projector {
         let mut touched: BTreeSet<String> = BTreeSet::new();
         let mut dead = Vec::new();
         let mut loads = 0;
+        self.forgotten_records.clear();
+        let mut by_kind = KindCounts::default();
         for record in &records {
             match decode_log_payload(&record.payload) {
                 Ok(LogPayload::Event(mut event)) => {
                     let workspace_id = std::mem::take(&mut event.workspace_id);
                     let (state, loaded) = self.workspace(&workspace_id)?;
                     loads += u64::from(loaded);
+                    let kind = event.kind();
                     match state.apply(FoldRecord::from_event(event)) {
-                        Applied::Folded => report.folded += 1,
-                        Applied::Duplicate => report.duplicates += 1,
-                        Applied::Forgotten => report.forgotten += 1,
+                        Applied::Folded => {
+                            report.folded += 1;
+                            by_kind.add(kind, true);
+                        }
+                        Applied::Duplicate => {
+                            report.duplicates += 1;
+                            by_kind.add(kind, false);
+                        }
+                        Applied::Forgotten => {
+                            report.forgotten += 1;
+                            self.forgotten_records.push(record.offset);
+                        }
                     }
                     if !touched.contains(&workspace_id) {
                         touched.insert(workspace_id);
@@ -280,7 +348,10 @@ impl Projector {
                     loads += u64::from(loaded);
                     // Applied once: a replay or re-delivery of the request
                     // finds its record, which the state loaded.
-                    if !state.has_erasure(&request.erasure_id) {
+                    if state.has_erasure(&request.erasure_id) {
+                        // A re-delivered request: it names the person.
+                        self.forgotten_records.push(record.offset);
+                    } else {
                         let record = state.erase(&request);
                         report.erasures += 1;
                         tracing::info!(
@@ -315,7 +386,7 @@ impl Projector {
         })?;
         self.cache.positions.insert(partition, report.next_offset);
         self.evict();
-        self.record_metrics(partition, &report, loads, started);
+        self.record_metrics(&report, &by_kind, loads, started);
         Ok(report)
     }
 
@@ -347,8 +418,6 @@ impl Projector {
         log: &dyn EventLog,
         mut progress: impl FnMut(&BatchReport),
     ) -> Result<BatchReport, ProjectorError> {
-        // Erasures whose purge a crash interrupted.
-        self.purge_erased(log)?;
         let mut total = BatchReport::default();
         for partition in log.partitions() {
             loop {
@@ -368,14 +437,28 @@ impl Projector {
     pub fn rebuild(
         &mut self,
         log: &dyn EventLog,
-        progress: impl FnMut(&BatchReport),
+        mut progress: impl FnMut(&BatchReport),
     ) -> Result<BatchReport, ProjectorError> {
         self.store.clear()?;
         self.cache = WorkspaceCache {
             epoch: self.store.epoch()?,
             ..WorkspaceCache::default()
         };
-        self.fold_until_idle(log, progress)
+        let mut end = 0u64;
+        for partition in log.partitions() {
+            end += log.end_offset(partition)?;
+        }
+        metrics::gauge!(names::REBUILD_PROGRESS).set(0.0);
+        let mut read = 0u64;
+        let total = self.fold_until_idle(log, |batch| {
+            read += batch.read as u64;
+            if end > 0 {
+                metrics::gauge!(names::REBUILD_PROGRESS).set((read as f64 / end as f64).min(1.0));
+            }
+            progress(batch);
+        })?;
+        metrics::gauge!(names::REBUILD_PROGRESS).set(1.0);
+        Ok(total)
     }
 
     fn evict(&mut self) {
@@ -400,18 +483,42 @@ impl Projector {
         }
     }
 
-    fn record_metrics(&self, partition: u32, report: &BatchReport, loads: u64, started: Instant) {
-        metrics::counter!(names::EVENTS_FOLDED).increment(report.folded as u64);
-        metrics::counter!(names::EVENTS_DUPLICATE).increment(report.duplicates as u64);
+    fn record_metrics(
+        &mut self,
+        report: &BatchReport,
+        by_kind: &KindCounts,
+        loads: u64,
+        started: Instant,
+    ) {
+        for kind in EventKind::ALL {
+            let (folded, duplicates) = by_kind.of(kind);
+            if folded > 0 {
+                metrics::counter!(names::EVENTS_FOLDED, "type" => kind.as_str()).increment(folded);
+            }
+            if duplicates > 0 {
+                metrics::counter!(names::EVENTS_DUPLICATE, "type" => kind.as_str())
+                    .increment(duplicates);
+            }
+        }
+        metrics::counter!(names::DEAD_LETTERS_WRITTEN, "source" => "log")
+            .increment(report.undecodable as u64);
         metrics::counter!(names::EVENTS_FORGOTTEN).increment(report.forgotten as u64);
         metrics::counter!(names::ERASURES_APPLIED).increment(report.erasures as u64);
         metrics::counter!(names::LOG_RECORDS_UNDECODABLE).increment(report.undecodable as u64);
         metrics::counter!(names::FOLD_WORKSPACE_LOADS).increment(loads);
         metrics::histogram!(names::FOLD_BATCH_EVENTS).record(report.read as f64);
         metrics::histogram!(names::FOLD_BATCH_DURATION).record(started.elapsed().as_secs_f64());
-        metrics::gauge!(names::FOLD_POSITION, "partition" => partition.to_string())
-            .set(report.next_offset as f64);
         metrics::gauge!(names::FOLD_RESIDENT_EVENTS).set(self.cache.resident_events() as f64);
+        if self
+            .cache
+            .size_measured
+            .is_none_or(|at| at.elapsed() >= STORE_SIZE_EVERY)
+        {
+            self.cache.size_measured = Some(Instant::now());
+            if let Ok(bytes) = self.store.size_on_disk() {
+                metrics::gauge!(names::STORE_SIZE).set(bytes as f64);
+            }
+        }
     }
 }
 

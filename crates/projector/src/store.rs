@@ -248,10 +248,10 @@ impl StateStore {
         Ok(())
     }
 
-    /// Writes the MAU rows that erased people alone make up, so that a
-    /// cleared store counts them even where no remaining event touches
-    /// their month.
-    fn restore_retained_rows(&self) -> Result<(), ProjectorError> {
+    /// The MAU rows erased people alone make up (key -> row), what a
+    /// cleared store starts from so that it counts them even where no
+    /// remaining event touches their month.
+    fn retained_rows(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ProjectorError> {
         let mut retained: BTreeMap<(String, Month), RetainedMau> = BTreeMap::new();
         for record in self.erasures(None) {
             let (workspace, record) = record?;
@@ -262,14 +262,14 @@ impl StateStore {
                     .add(counts);
             }
         }
-        let mut batch = sled::Batch::default();
-        for ((workspace, month), counts) in retained {
-            let row = counts.added_to(MonthlyActiveUsers::default().row(&workspace, month));
-            let value = serde_json::to_vec(&row).map_err(|e| corrupt(b"mau", e))?;
-            batch.insert(key(MAU, &workspace, month.to_string().as_bytes()), value);
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        retained
+            .into_iter()
+            .map(|((workspace, month), counts)| {
+                let row = counts.added_to(MonthlyActiveUsers::default().row(&workspace, month));
+                let value = serde_json::to_vec(&row).map_err(|e| corrupt(b"mau", e))?;
+                Ok((key(MAU, &workspace, month.to_string().as_bytes()), value))
+            })
+            .collect()
     }
 
     /// Moves the position of `partition` over offsets the log no longer
@@ -280,26 +280,39 @@ impl StateStore {
         Ok(())
     }
 
+    pub fn size_on_disk(&self) -> Result<u64, ProjectorError> {
+        Ok(self.dir.size_on_disk()?)
+    }
+
     pub fn flush(&self) -> Result<(), ProjectorError> {
         Ok(self.dir.flush()?)
     }
 
     /// Drops every projection and position, for `rebuild`. The positions go
-    /// first, with the epoch bumped, in one batch: a crash part-way through
-    /// leaves a store that folds from the start again (its remaining chunks
-    /// only make re-folded events duplicates), never one that skips events.
+    /// first, with the epoch bumped and the MAU rows that erased people
+    /// alone make up written, in one batch: a crash part-way through leaves
+    /// a store that folds from the start again (its remaining chunks only
+    /// make re-folded events duplicates), never one that skips events or
+    /// forgets an erased person's months. Erasure records stay.
     pub fn clear(&self) -> Result<(), ProjectorError> {
+        let retained = self.retained_rows()?;
         let mut first = sled::Batch::default();
         for entry in self.tree.scan_prefix([POSITION]) {
             first.remove(entry?.0);
         }
         first.insert(&[EPOCH][..], &(self.epoch()? + 1).to_be_bytes());
+        for (k, v) in &retained {
+            first.insert(k.as_slice(), v.as_slice());
+        }
         self.tree.apply_batch(first)?;
         let mut batch = sled::Batch::default();
         let mut pending = 0;
         for entry in self.tree.iter() {
             let (k, _) = entry?;
-            if k.as_ref() != [EPOCH] && k.first() != Some(&ERASURE) {
+            let kept = k.as_ref() == [EPOCH]
+                || k.first() == Some(&ERASURE)
+                || retained.contains_key(k.as_ref());
+            if !kept {
                 batch.remove(k);
                 pending += 1;
             }
@@ -309,7 +322,7 @@ impl StateStore {
             }
         }
         self.tree.apply_batch(batch)?;
-        self.restore_retained_rows()
+        Ok(())
     }
 
     /// Changes whenever the store is cleared, so cached state can tell.

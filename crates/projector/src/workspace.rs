@@ -398,7 +398,11 @@ impl WorkspaceState {
                 identified: i64_of(before.identified) - i64_of(after.identified),
                 anonymous: i64_of(before.anonymous) - i64_of(after.anonymous),
             };
-            if !delta.is_zero() {
+            // A month only the person made (even one of zeros: a device's
+            // page views) stays listed, with what it counted.
+            let gone =
+                !rest.mau.months().any(|m| m == month) && !rest.retained.contains_key(&month);
+            if !delta.is_zero() || gone {
                 rest.retained.entry(month).or_default().add(delta);
                 record.retained.insert(before.month, delta);
             }
