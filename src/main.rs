@@ -206,6 +206,9 @@ enum Command {
         stages: Stages,
         #[command(flatten)]
         fold: FoldArgs,
+        /// Serve Prometheus metrics at http://ADDR/metrics while it runs.
+        #[arg(long, env = "IDFOLD_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Create the Kafka topics idfold needs, or check the ones that exist.
     Topics {
@@ -367,11 +370,21 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let cli = Cli::parse();
-    idfold_telemetry::describe();
-    commands::init_logging(
-        matches!(cli.command, Command::Run { .. } | Command::Serve { .. }),
-        cli.log_format,
-    );
+    let long_running = matches!(cli.command, Command::Run { .. } | Command::Serve { .. });
+    commands::init_logging(long_running, cli.log_format);
+    // The recorder is for the commands that serve /metrics; others record
+    // into nothing.
+    let metrics = if long_running {
+        match idfold_telemetry::install_exporter() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        None
+    };
     let outcome = match cli.command {
         Command::Ingest {
             data,
@@ -386,10 +399,19 @@ fn main() -> ExitCode {
             until_idle,
             stages,
             fold,
-        } => match kafka.settings() {
-            Some(_) => commands::kafka::run(&data, &kafka, until_idle, &fold, stages),
-            None => commands::fold::run(&data, until_idle, &fold),
-        },
+            metrics_addr,
+        } => {
+            let server = match (metrics_addr, metrics.clone()) {
+                (Some(address), Some(handle)) => {
+                    commands::MetricsServer::start(address, handle).map(Some)
+                }
+                _ => Ok(None),
+            };
+            server.and_then(|_server| match kafka.settings() {
+                Some(_) => commands::kafka::run(&data, &kafka, until_idle, &fold, stages),
+                None => commands::fold::run(&data, until_idle, &fold),
+            })
+        }
         Command::Topics { kafka } => commands::kafka::topics(&kafka),
         Command::Mau {
             data,
@@ -429,7 +451,12 @@ fn main() -> ExitCode {
             kafka,
             fold,
             serve,
-        } => commands::serve::run(&data, &kafka, &fold, &serve, config.as_ref()),
+        } => match metrics {
+            Some(handle) => {
+                commands::serve::run(&data, &kafka, &fold, &serve, config.as_ref(), handle)
+            }
+            None => Err(anyhow::anyhow!("the metrics recorder is not installed")),
+        },
         Command::Config {
             action: ConfigCommand::Check,
         } => commands::config::check(cli.config.as_deref()),

@@ -10,6 +10,9 @@ pub mod kafka;
 pub mod query;
 pub mod serve;
 
+use std::net::SocketAddr;
+
+use idfold_telemetry::PrometheusHandle;
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr, as text or JSON lines; `IDFOLD_LOG` sets the filter
@@ -70,4 +73,51 @@ pub async fn wait_for_shutdown() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `GET /metrics` in Prometheus' text format.
+pub fn metrics_router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = handle.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    )
+}
+
+/// `/metrics` on an address of its own, for `run` (`serve` has it on its
+/// own port); served for as long as this is kept.
+pub struct MetricsServer {
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl MetricsServer {
+    pub fn start(address: SocketAddr, handle: PrometheusHandle) -> anyhow::Result<MetricsServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("metrics")
+            .enable_all()
+            .build()?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(address))
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {address}: {e}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(address = %bound, "serving /metrics");
+        eprintln!("metrics on http://{bound}/metrics");
+        runtime.spawn(async move {
+            if let Err(error) = axum::serve(listener, metrics_router(handle)).await {
+                tracing::warn!(%error, "the metrics server stopped");
+            }
+        });
+        Ok(MetricsServer { _runtime: runtime })
+    }
 }

@@ -143,6 +143,7 @@ pub fn run(
     fold: &FoldArgs,
     args: &ServeArgs,
     file: Option<&IdfoldConfig>,
+    metrics: idfold_telemetry::PrometheusHandle,
 ) -> anyhow::Result<ExitCode> {
     let access = access(args, file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -264,7 +265,11 @@ pub fn run(
 
     let app = router(writer)
         .merge(idfold_read_api::router(reads))
-        .route("/openapi.json", axum::routing::get(openapi));
+        .merge(super::metrics_router(metrics))
+        .route("/openapi.json", axum::routing::get(openapi))
+        .layer(axum::middleware::from_fn(
+            idfold_intake::record_http_metrics,
+        ));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that
     // holds a request open cannot keep the process from stopping.

@@ -147,7 +147,10 @@ fn signal(child: &Child, name: &str) {
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    /// The body parsed as JSON (`Null` when it is not JSON).
     pub body: serde_json::Value,
+    /// The body as text.
+    pub text: String,
     pub retry_after: Option<String>,
     /// Every header, names lower-cased.
     pub headers: Vec<(String, String)>,
@@ -203,6 +206,7 @@ pub fn request(
     Reply {
         status,
         body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
         retry_after,
         headers,
     }

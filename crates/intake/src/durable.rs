@@ -3,7 +3,7 @@
 //! answers them all. The queue is bounded: a full one is answered 503 at
 //! once instead of growing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use idfold_log::{DeadLetterSink, EventSink};
 use idfold_producer::{ProducerError, Publisher, Validated};
+use idfold_telemetry::names;
 use tokio::sync::oneshot;
 
 use crate::error::IntakeError;
@@ -46,6 +47,8 @@ struct Job {
 #[derive(Debug)]
 pub struct DurableWriter {
     queue: SyncSender<Job>,
+    /// Requests sent to the writer and not yet taken by it.
+    waiting: Arc<AtomicUsize>,
     running: Arc<AtomicBool>,
     ack_timeout: Duration,
 }
@@ -62,17 +65,20 @@ impl DurableWriter {
         let (queue, jobs) = sync_channel(queue_requests.max(1));
         let running = Arc::new(AtomicBool::new(true));
         let flag = running.clone();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let taken = waiting.clone();
         let handle = std::thread::Builder::new()
             .name("durable-writer".into())
             .spawn(move || {
                 // Cleared however the thread ends, a panic included, so
                 // `/readyz` stops saying ready.
                 let _running = ClearOnDrop(flag);
-                write_groups(&jobs, &*events, &*dead_letters);
+                write_groups(&jobs, &taken, &*events, &*dead_letters);
             })?;
         Ok((
             DurableWriter {
                 queue,
+                waiting,
                 running,
                 ack_timeout,
             },
@@ -87,7 +93,14 @@ impl DurableWriter {
     /// Returns once the batch is durable, or says why it is not.
     pub async fn write(&self, validated: Validated) -> Result<(), IntakeError> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { validated, reply }) {
+        // Counted before it is sent, so the writer never takes more than
+        // was counted.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let sent = self.queue.try_send(Job { validated, reply });
+        if sent.is_err() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(IntakeError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(IntakeError::ShuttingDown),
@@ -105,6 +118,7 @@ impl DurableWriter {
 /// Until every sender is gone: take what is waiting, write it, answer.
 fn write_groups(
     jobs: &Receiver<Job>,
+    waiting: &AtomicUsize,
     events: &(dyn EventSink + Send + Sync),
     dead_letters: &(dyn DeadLetterSink + Send + Sync),
 ) {
@@ -121,6 +135,10 @@ fn write_groups(
                 Err(_) => break,
             }
         }
+        let left = waiting
+            .fetch_sub(replies.len(), Ordering::SeqCst)
+            .saturating_sub(replies.len());
+        metrics::gauge!(names::HTTP_WRITE_QUEUE).set(left as f64);
         let written = match publisher.write(&group) {
             Ok(()) => Written::Durable,
             Err(error) => {

@@ -9,10 +9,12 @@
 mod body;
 mod durable;
 mod error;
+mod http_metrics;
 mod items;
 mod routes;
 
 pub use body::{MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 pub use durable::{DurableWriter, SharedDeadLetterSink, SharedEventSink};
 pub use error::IntakeError;
+pub use http_metrics::record_http_metrics;
 pub use routes::{router, IntakeState, Limits, Readiness};

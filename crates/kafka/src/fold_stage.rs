@@ -45,7 +45,11 @@ pub struct FoldContext {
     state: Mutex<FoldState>,
 }
 
-impl ClientContext for FoldContext {}
+impl ClientContext for FoldContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::stats::record_consumer_statistics(&statistics);
+    }
+}
 
 impl FoldContext {
     fn lock(&self) -> MutexGuard<'_, FoldState> {

@@ -7,12 +7,14 @@
 //!   committed only after the writes are acknowledged.
 //! - `fold_stage`: the canonical log folded in a consumer group, each
 //!   partition's position kept in sled with the state it produced.
+//! - `stats`: librdkafka's statistics as lag, position and queue gauges.
 
 mod admin;
 mod error;
 mod fold_stage;
 mod raw_stage;
 mod settings;
+mod stats;
 mod watermarks;
 mod writer;
 

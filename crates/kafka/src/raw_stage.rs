@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use idfold_producer::{validate, Publisher, RawInput, Validated, MAX_LINE_BYTES};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+use crate::stats::StatisticsContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -36,7 +38,7 @@ pub struct RawStageReport {
 }
 
 pub struct RawStage {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<StatisticsContext>,
     writer: KafkaWriter,
     settings: KafkaSettings,
     batch_size: usize,
@@ -61,7 +63,9 @@ struct Polled {
 impl RawStage {
     /// Joins the producer group on the raw topics (which must exist).
     pub fn new(settings: &KafkaSettings, batch_size: usize) -> Result<RawStage, KafkaStageError> {
-        let consumer: BaseConsumer = settings.consumer(&settings.producer_group).create()?;
+        let consumer: BaseConsumer<StatisticsContext> = settings
+            .consumer(&settings.producer_group)
+            .create_with_context(StatisticsContext)?;
         for topic in &settings.topics.raw {
             partitions_of(&consumer, &settings.bootstrap, topic)?;
         }

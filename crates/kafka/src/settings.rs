@@ -129,6 +129,7 @@ impl KafkaSettings {
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
+            .set("statistics.interval.ms", "5000")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),
@@ -149,7 +150,9 @@ impl KafkaSettings {
                 "session.timeout.ms",
                 self.session_timeout.as_millis().to_string(),
             )
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // Lag and positions for /metrics (see stats.rs).
+            .set("statistics.interval.ms", "5000");
         config
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry, LogError};
+use idfold_telemetry::names;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -34,13 +35,18 @@ pub struct DeliveryTally {
     first_failure: Mutex<Option<KafkaError>>,
 }
 
-impl ClientContext for DeliveryTally {}
+impl ClientContext for DeliveryTally {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE).set(statistics.msg_cnt as f64);
+    }
+}
 
 impl ProducerContext for DeliveryTally {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, _)) = result {
+            metrics::counter!(names::KAFKA_DELIVERY_ERRORS).increment(1);
             let mut first = self
                 .first_failure
                 .lock()

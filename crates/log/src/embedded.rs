@@ -122,6 +122,10 @@ impl EventLog for EmbeddedLog {
         vec![0]
     }
 
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
     fn commit(&self, _partition: u32, next_offset: u64) -> Result<(), LogError> {
         self.meta
             .insert(COMMITTED_KEY, &next_offset.to_be_bytes())?;

@@ -58,6 +58,10 @@ pub trait EventLog {
     fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
     /// The partitions this reader owns.
     fn partitions(&self) -> Vec<u32>;
+    /// The `topic` label of its lag and position metrics.
+    fn name(&self) -> &str {
+        "log"
+    }
     /// Reports that everything before `next_offset` has been folded.
     fn commit(&self, partition: u32, next_offset: u64) -> Result<(), LogError>;
     /// Whether `forget` deletes records (Kafka's log cannot delete single

@@ -1,5 +1,7 @@
 //! Validate, then append or dead-letter, then report.
 
+use std::collections::BTreeMap;
+
 use idfold_events::{
     decode_event, encode_avro, stamp_received_at, Event, EventTime, ReasonCode, Rejection,
     MAX_EVENT_BYTES,
@@ -31,6 +33,9 @@ pub struct Validated {
     pub dead_letters: Vec<DeadLetter>,
     pub report: PublishReport,
     received: usize,
+    /// Accepted inputs by type, for the metrics (`group` for Segment's
+    /// group calls, which are counted and not stored).
+    accepted_by_kind: BTreeMap<&'static str, u64>,
 }
 
 impl Validated {
@@ -49,6 +54,9 @@ impl Validated {
                 .map(|(index, why)| (index + offset, why)),
         );
         self.received += other.received;
+        for (kind, n) in other.accepted_by_kind {
+            *self.accepted_by_kind.entry(kind).or_default() += n;
+        }
     }
 }
 
@@ -99,15 +107,21 @@ impl<'a, S: EventSink + ?Sized, D: DeadLetterSink + ?Sized> Publisher<'a, S, D> 
         if !validated.entries.is_empty() {
             self.events.append(&validated.entries)?;
         }
-        self.record_metrics(validated.received, &validated.report);
+        self.record_metrics(validated);
         Ok(())
     }
 
-    fn record_metrics(&self, received: usize, report: &PublishReport) {
+    fn record_metrics(&self, validated: &Validated) {
         let source = self.source_kind;
-        metrics::counter!(names::EVENTS_RECEIVED, "source" => source).increment(received as u64);
-        metrics::counter!(names::EVENTS_ACCEPTED, "source" => source)
-            .increment(report.accepted as u64);
+        let report = &validated.report;
+        metrics::counter!(names::EVENTS_RECEIVED, "source" => source)
+            .increment(validated.received as u64);
+        for (kind, n) in &validated.accepted_by_kind {
+            metrics::counter!(names::EVENTS_ACCEPTED, "source" => source, "type" => *kind)
+                .increment(*n);
+        }
+        metrics::counter!(names::DEAD_LETTERS_WRITTEN, "source" => source)
+            .increment(validated.dead_letters.len() as u64);
         let mut by_reason = std::collections::BTreeMap::<ReasonCode, u64>::new();
         for (_, r) in &report.rejected {
             *by_reason.entry(r.reason).or_default() += 1;
@@ -159,6 +173,10 @@ impl Validated {
         self.received += 1;
         match outcome {
             Ok(mut event) => {
+                *self
+                    .accepted_by_kind
+                    .entry(event.kind().as_str())
+                    .or_default() += 1;
                 if let Some(received) = input.received_at {
                     stamp_received_at(&mut event, received);
                 }
@@ -197,6 +215,7 @@ impl Validated {
     pub fn acknowledge(&mut self) {
         self.received += 1;
         self.report.accepted += 1;
+        *self.accepted_by_kind.entry("group").or_default() += 1;
     }
 
     /// Inputs pushed so far.

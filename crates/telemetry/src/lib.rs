@@ -1,19 +1,29 @@
 //! Every metric idfold emits, declared once with its labels, following
 //! `<namespace>_<name>_<unit>_total`. Emitters record once per batch, never
 //! per event. Labels are of bounded cardinality only: never workspace or
-//! user ids.
+//! user ids. `exporter` serves them in Prometheus' text format.
+
+mod exporter;
+
+pub use exporter::{install_exporter, ExporterError, PrometheusHandle};
 
 pub mod names {
     /// Inputs seen at the edge. Labels: `source` (`file`, `stdin`, ...).
     pub const EVENTS_RECEIVED: &str = "idfold_events_received_total";
-    /// Inputs appended to the log. Labels: `source`.
+    /// Inputs accepted: appended to the log. Labels: `source`, `type`
+    /// (identify, traits, track, survey; `group` for Segment's group calls,
+    /// which are validated and counted, not stored).
     pub const EVENTS_ACCEPTED: &str = "idfold_events_accepted_total";
     /// Inputs rejected to the dead-letter store. Labels: `source`, `reason`
     /// (one of the stable reason codes).
     pub const EVENTS_REJECTED: &str = "idfold_events_rejected_total";
-    /// Events folded into state. No labels.
+    /// Rejected inputs written to the dead-letter store or topic. Labels:
+    /// `source` (`log` for records the fold could not decode).
+    pub const DEAD_LETTERS_WRITTEN: &str = "idfold_dead_letters_written_total";
+    /// Events folded into state. Labels: `type`.
     pub const EVENTS_FOLDED: &str = "idfold_events_folded_total";
     /// Events dropped by the fold as re-deliveries of a folded message_id.
+    /// Labels: `type`.
     pub const EVENTS_DUPLICATE: &str = "idfold_events_duplicate_total";
     /// Events dropped by the fold because their person was erased (a replay
     /// or re-delivery of a forgotten event).
@@ -26,8 +36,29 @@ pub mod names {
     pub const FOLD_BATCH_EVENTS: &str = "idfold_fold_batch_events";
     /// Time to fold and commit one batch (histogram).
     pub const FOLD_BATCH_DURATION: &str = "idfold_fold_batch_duration_seconds";
-    /// The next log offset the fold will read. Labels: `partition`.
-    pub const FOLD_POSITION: &str = "idfold_fold_position";
+    /// The next offset a consumer will read. Labels: `topic` (`embedded`
+    /// for the embedded log), `partition`.
+    pub const CONSUMER_POSITION: &str = "idfold_consumer_position";
+    /// Records in the log after that position. Labels: `topic`, `partition`.
+    pub const CONSUMER_LAG: &str = "idfold_consumer_lag_records";
+    /// Size of the data directory's database on disk.
+    pub const STORE_SIZE: &str = "idfold_store_size_bytes";
+    /// How far a running `rebuild` is through the log (0 to 1).
+    pub const REBUILD_PROGRESS: &str = "idfold_rebuild_progress_ratio";
+    /// HTTP requests answered. Labels: `route` (the route's template, or
+    /// `unmatched`), `method`, `status`.
+    pub const HTTP_REQUESTS: &str = "idfold_http_requests_total";
+    /// Time to answer an HTTP request (histogram). Labels: `route`.
+    pub const HTTP_REQUEST_DURATION: &str = "idfold_http_request_duration_seconds";
+    /// Requests waiting for the log writer (`--write-queue` bounds it).
+    pub const HTTP_WRITE_QUEUE: &str = "idfold_http_write_queue_requests";
+    /// Messages in the Kafka producer's queue, not yet acknowledged.
+    pub const KAFKA_PRODUCER_QUEUE: &str = "idfold_kafka_producer_queue_messages";
+    /// Kafka deliveries that failed (the write is answered 503 and retried
+    /// by the client).
+    pub const KAFKA_DELIVERY_ERRORS: &str = "idfold_kafka_delivery_errors_total";
+    /// Always 1. Labels: `version`.
+    pub const BUILD_INFO: &str = "idfold_build_info";
     /// Accepted events held in memory by resident workspaces.
     pub const FOLD_RESIDENT_EVENTS: &str = "idfold_fold_resident_events";
     /// Workspaces loaded from the store into memory.
@@ -80,11 +111,53 @@ pub fn describe() {
         Unit::Seconds,
         "Time to fold and commit a batch."
     );
-    describe_gauge!(
-        FOLD_POSITION,
+    describe_counter!(
+        DEAD_LETTERS_WRITTEN,
         Unit::Count,
-        "Next log offset to fold, by partition."
+        "Rejected inputs written to the dead-letter store, by source."
     );
+    describe_gauge!(
+        CONSUMER_POSITION,
+        Unit::Count,
+        "Next offset to read, by topic and partition."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        Unit::Count,
+        "Records after the consumer's position, by topic and partition."
+    );
+    describe_gauge!(STORE_SIZE, Unit::Bytes, "Data directory size on disk.");
+    describe_gauge!(
+        REBUILD_PROGRESS,
+        Unit::Count,
+        "Fraction of the log a running rebuild has refolded."
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        Unit::Count,
+        "HTTP requests answered, by route, method and status."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route."
+    );
+    describe_gauge!(
+        HTTP_WRITE_QUEUE,
+        Unit::Count,
+        "Requests waiting for the log writer."
+    );
+    describe_gauge!(
+        KAFKA_PRODUCER_QUEUE,
+        Unit::Count,
+        "Messages queued in the Kafka producer, not yet acknowledged."
+    );
+    describe_counter!(
+        KAFKA_DELIVERY_ERRORS,
+        Unit::Count,
+        "Failed Kafka deliveries."
+    );
+    describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; the version is a label.");
     describe_gauge!(
         FOLD_RESIDENT_EVENTS,
         Unit::Count,
