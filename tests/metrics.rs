@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::http::{basic, call, post, read_token, send_events, write_key, Server};
+use harness::http::{basic, call, post, read_token, write_key, Server};
 use harness::{fixture, wait_for, Idfold};
 
 /// One sample: name, labels, value.
