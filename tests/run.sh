@@ -22,4 +22,7 @@ fi
 if ! python3 -c "import confluent_kafka, fastavro, segment.analytics, schemathesis" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 fi
+if [ ! -d tests/clients/node_modules/playwright-core ]; then
+  npm ci --prefix tests/clients --no-audit --no-fund --silent
+fi
 exec deploy/kafka.sh with cargo test --workspace "$@"

@@ -260,6 +260,11 @@ impl ReadTokens {
         }
         self.0.lookup(token.trim()).ok_or(AuthError::Invalid)
     }
+
+    /// The workspace of a token given on its own (the dashboard's cookie).
+    pub fn workspace_of_token(&self, token: &str) -> Option<&str> {
+        self.0.lookup(token.trim())
+    }
 }
 
 /// Ingestion's write keys.

@@ -1,9 +1,11 @@
 //! The read side over HTTP: a workspace's MAU by month or range, its
 //! profiles looked up by any identifier, survey responses, and targeting
 //! segments, read straight from the fold's sled state while it keeps
-//! folding; and erasure, which goes through the log like events do. Every route is per workspace, behind
+//! folding; erasure, which goes through the log like events do; and the
+//! dashboard at `/`, plain HTML rendered from the same store. Every route is per workspace, behind
 //! a read token of that workspace.
 
+mod dashboard;
 mod erasure;
 mod error;
 mod mau;

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use idfold_access::ReadTokens;
 use idfold_projector::StateStore;
 use serde_json::{json, Value};
 
+use crate::dashboard::{dashboard, sign_in, sign_out};
 use crate::erasure::{erasure_request, outcome_json, ErasureLog};
 use crate::error::ReadError;
 use crate::mau::{month_query, MonthQuery};
@@ -72,7 +73,7 @@ impl ReadState {
 
     /// Runs a read that blocks (sled reads, filter evaluation) off the async
     /// workers that take in events, at most `MAX_CONCURRENT_READS` at once.
-    async fn blocking<T>(
+    pub(crate) async fn blocking<T>(
         &self,
         read: impl FnOnce() -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
@@ -130,6 +131,23 @@ impl ReadState {
             .map(|record| outcome_json(workspace, &record, purges)))
     }
 
+    pub(crate) fn store(&self) -> &StateStore {
+        &self.0.store
+    }
+
+    pub(crate) fn segments(&self) -> &SegmentStore {
+        &self.0.segments
+    }
+
+    pub(crate) fn now(&self) -> idfold_events::EventTime {
+        (self.0.clock)()
+    }
+
+    /// The workspace a read token opens, if it is one.
+    pub(crate) fn workspace_of_token(&self, token: &str) -> Option<String> {
+        self.0.tokens.workspace_of_token(token).map(str::to_owned)
+    }
+
     /// The path's workspace, if the request's token is one of its tokens.
     fn authorize(&self, headers: &HeaderMap, workspace: &str) -> Result<(), ReadError> {
         let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
@@ -144,6 +162,9 @@ impl ReadState {
 
 pub fn router(state: ReadState) -> Router {
     Router::new()
+        .route("/", get(dashboard))
+        .route("/dashboard/session", post(sign_in))
+        .route("/dashboard/logout", post(sign_out))
         .route("/v1/workspaces/{workspace}/mau", get(mau))
         .route(
             "/v1/workspaces/{workspace}/profiles/lookup",

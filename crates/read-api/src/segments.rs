@@ -19,7 +19,7 @@ const SEGMENTS_TREE: &str = "segments";
 pub const MAX_SEGMENTS: usize = 100;
 pub const MAX_FILTER_BYTES: usize = 64 * 1024;
 
-type Parsed = Arc<Vec<(String, Value, Filter)>>;
+pub(crate) type Parsed = Arc<Vec<(String, Value, Filter)>>;
 
 /// The segment definitions, in a tree of their own: a `rebuild` clears
 /// the projections, not them. Parsed filters are kept per workspace, and
