@@ -474,3 +474,37 @@ fn the_config_file_sets_what_flags_and_the_environment_leave_unset_and_check_exp
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("idfold config check"));
 }
+
+#[test]
+fn long_commands_show_progress_on_a_terminal_and_stay_quiet_in_pipes() {
+    let (_dir, workload) = harness::generated_workload(30_000, 11);
+    let idfold = Idfold::new();
+    // In a pipe: the summary line only.
+    let ingest = idfold.run("ingest", &[workload.to_str().expect("UTF-8")]);
+    assert_eq!(
+        String::from_utf8_lossy(&ingest.stderr),
+        "accepted 30000, rejected 0\n"
+    );
+    // On a terminal (`script` runs it on a pseudo-terminal): a bar with
+    // rate and ETA, cleared at the end.
+    let on_terminal = |command: &str| {
+        let line = format!(
+            "{} {command} --data {}",
+            harness::BIN,
+            idfold.data().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("CI")
+            .output()
+            .expect("script (util-linux) runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_terminal("rebuild");
+    assert!(
+        shown.contains("rebuilding [") && shown.contains("records (") && shown.contains("ETA"),
+        "{shown}"
+    );
+    assert!(shown.contains("rebuilt from"), "{shown}");
+}

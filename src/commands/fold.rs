@@ -56,7 +56,12 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::open(&dir, options(args))?;
         projector.store().bind_log(EMBEDDED_LOG)?;
-        let total = projector.fold_until_idle(&log, |_| {})?;
+        let behind = log
+            .end_offset(0)?
+            .saturating_sub(projector.store().position(0)?);
+        let progress = super::progress::records("folding", behind);
+        let total = projector.fold_until_idle(&log, |batch| progress.inc(batch.read as u64))?;
+        progress.finish_and_clear();
         summary("folded", &total, true);
         return Ok(ExitCode::SUCCESS);
     }
@@ -115,7 +120,9 @@ pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     let dir = data.open_existing()?;
     let log = EmbeddedLog::open(&dir)?;
     let mut projector = Projector::open(&dir, options(args))?;
-    let total = projector.rebuild(&log, |_| {})?;
+    let progress = super::progress::records("rebuilding", log.end_offset(0)?);
+    let total = projector.rebuild(&log, |batch| progress.inc(batch.read as u64))?;
+    progress.finish_and_clear();
     projector.store().bind_log(EMBEDDED_LOG)?;
     summary("rebuilt from", &total, true);
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use idfold_log::{DeadLetterSink, DeadLetterStore, EmbeddedLog, EventSink};
 use idfold_producer::{NdjsonReader, Publisher};
+use indicatif::ProgressBar;
 
 use crate::{DataArgs, KafkaArgs};
 
@@ -31,20 +32,20 @@ pub struct Source {
 }
 
 impl Source {
-    /// A file, or stdin for `-`.
-    pub fn open(path: &Path) -> anyhow::Result<Source> {
+    /// A file, or stdin for `-`, its bytes counted on `progress`.
+    pub fn open(path: &Path, progress: &ProgressBar) -> anyhow::Result<Source> {
         if path == Path::new("-") {
             return Ok(Source {
                 name: "stdin".into(),
                 kind: "stdin",
-                reader: Box::new(BufReader::new(std::io::stdin())),
+                reader: Box::new(BufReader::new(progress.wrap_read(std::io::stdin()))),
             });
         }
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Source {
             name: path.display().to_string(),
             kind: "file",
-            reader: Box::new(BufReader::with_capacity(1 << 16, file)),
+            reader: Box::new(BufReader::with_capacity(1 << 16, progress.wrap_read(file))),
         })
     }
 }
@@ -92,11 +93,21 @@ pub fn run(
     } else {
         files.to_vec()
     };
+    // The total is known when every input is a file.
+    let total = paths
+        .iter()
+        .map(|p| {
+            (p != Path::new("-"))
+                .then(|| std::fs::metadata(p).ok().map(|m| m.len()))
+                .flatten()
+        })
+        .sum::<Option<u64>>();
+    let progress = super::progress::bytes("ingesting", total);
     let sources = paths
         .iter()
-        .map(|p| Source::open(p))
+        .map(|p| Source::open(p, &progress))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut print = |line: u64, text: &str| eprintln!("line {line}: {text}");
+    let mut print = |line: u64, text: &str| progress.suspend(|| eprintln!("line {line}: {text}"));
     let counts = match kafka.settings() {
         // Validated events to the canonical log, rejections to the
         // dead-letter topic; no data directory is involved.
@@ -113,6 +124,7 @@ pub fn run(
             counts
         }
     };
+    progress.finish_and_clear();
     if json {
         writeln!(
             std::io::stdout().lock(),

@@ -7,6 +7,7 @@ pub mod fold;
 pub mod generate;
 pub mod ingest;
 pub mod kafka;
+pub mod progress;
 pub mod query;
 pub mod serve;
 
