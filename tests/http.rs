@@ -731,3 +731,86 @@ fn a_client_holding_a_request_open_cannot_keep_serve_from_stopping() {
     let user = profile(&idfold, "acme", "--user-id", "u-1");
     assert_eq!(user["track"]["Clicked"]["count"], 1);
 }
+
+/// SIGTERM under load: requests in flight are finished, everything
+/// answered 2xx is folded before the process exits 0, and nothing after
+/// the signal is answered 2xx without being kept.
+#[test]
+fn nothing_answered_2xx_is_lost_across_a_sigterm_under_load() {
+    let idfold = Idfold::new();
+    let server = with_config(&idfold);
+    let url = server.url("/v1/batch");
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (url, acknowledged, stop) = (url.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let client = agent();
+                let auth = basic(ACME_KEY);
+                let mut sent = 0u64;
+                let mut failures = 0;
+                while !stop.load(Ordering::SeqCst) && failures < 20 {
+                    let users: Vec<String> =
+                        (0..25).map(|i| format!("u-{worker}-{sent}-{i}")).collect();
+                    let batch: Vec<Value> = users
+                        .iter()
+                        .map(|u| json!({"type": "identify", "messageId": u, "userId": u}))
+                        .collect();
+                    let body = json!({ "batch": batch }).to_string();
+                    let outcome = harness::http::try_request(
+                        &client,
+                        "POST",
+                        &url,
+                        &[("Authorization", &auth)],
+                        body.as_bytes(),
+                    );
+                    match outcome {
+                        Ok(reply) if reply.status == 200 => {
+                            acknowledged.lock().expect("lock").extend(users)
+                        }
+                        _ => {
+                            failures += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    // Load for a while, then SIGTERM while requests are in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.lock().expect("lock").len() < 2_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop_cleanly(server);
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(acknowledged.len() >= 2_000, "the load ran: {}", acknowledged.len());
+
+    let export = idfold.export();
+    let folded: BTreeSet<String> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["user_id"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<&String> = acknowledged.difference(&folded).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events are not folded, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        lost.first()
+    );
+    // And the fold's position is stored: a restart folds nothing again.
+    let again = idfold.run("run", &["--until-idle"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).starts_with("folded 0 events"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

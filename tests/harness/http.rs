@@ -183,6 +183,19 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
+    try_request(agent, method, url, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// A request whose transport may fail (a server going away): the error
+/// as text instead of a panic.
+pub fn try_request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, String> {
     let mut req = agent.request(method, url);
     for (name, value) in headers {
         req = req.set(name, value);
@@ -190,7 +203,7 @@ pub fn request(
     let response = match req.send_bytes(body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(e.to_string()),
     };
     let status = response.status();
     let retry_after = response.header("Retry-After").map(str::to_owned);
@@ -203,13 +216,13 @@ pub fn request(
         })
         .collect();
     let text = response.into_string().unwrap_or_default();
-    Reply {
+    Ok(Reply {
         status,
         body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         text,
         retry_after,
         headers,
-    }
+    })
 }
 
 pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
