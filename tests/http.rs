@@ -814,3 +814,37 @@ fn nothing_answered_2xx_is_lost_across_a_sigterm_under_load() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn with_log_format_json_each_log_line_is_a_json_object_that_says_where_it_serves() {
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(
+        &idfold,
+        &["--config", config.to_str().expect("UTF-8"), "--log-format", "json"],
+        &[],
+    );
+    let reply = post(
+        &server.url("/v1/batch"),
+        &[("Authorization", &basic(ACME_KEY))],
+        br#"{"batch":[{"type":"track","userId":"u-secret-trait","event":"E","properties":{"card":"4111"}}]}"#,
+    );
+    assert_eq!(reply.status, 200);
+    let log = stop_cleanly(server);
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    let start = lines
+        .iter()
+        .find(|l| l["message"] == "serving")
+        .expect("a start line");
+    assert_eq!(start["level"], "INFO");
+    assert!(start["address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert!(start["log"].as_str().is_some_and(|l| l.starts_with("embedded log in ")));
+    assert!(start["workspaces"].as_str().is_some_and(|w| w.contains("acme")));
+    for secret in [ACME_KEY, "rt_acme", "u-secret-trait", "4111"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
