@@ -9,25 +9,20 @@ use std::path::Path;
 use std::process::Command;
 
 use harness::http::{call, post, read_token, send_events, Server};
-use harness::{fixture, wait_for, Idfold};
+use harness::{fixture, fixture_lines, wait_for, Idfold};
 use serde_json::{json, Value};
-
-fn sample_lines(workspace: &str) -> Vec<String> {
-    std::fs::read_to_string(fixture("erasure.ndjson"))
-        .expect("fixture")
-        .lines()
-        .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
-        .map(str::to_owned)
-        .collect()
-}
 
 #[test]
 fn the_dashboard_shows_the_api_s_numbers_in_chromium_with_no_console_errors() {
     let idfold = Idfold::new();
     let config = fixture("serve.toml");
     let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
-    send_events(&server, "acme", &sample_lines("acme"));
-    send_events(&server, "globex", &sample_lines("globex"));
+    send_events(&server, "acme", &fixture_lines("erasure.ndjson", "acme"));
+    send_events(
+        &server,
+        "globex",
+        &fixture_lines("erasure.ndjson", "globex"),
+    );
     let token = read_token("acme");
     let segment = request_put(
         &server,

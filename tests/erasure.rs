@@ -7,7 +7,7 @@ mod harness;
 
 use harness::http::{call, send_events, Server, SERVE_TOML_WORKSPACES};
 use harness::kafka::{on_kafka, test_broker, KafkaTopics};
-use harness::{fixture, wait_for, Idfold};
+use harness::{fixture, fixture_lines, wait_for, Idfold};
 use serde_json::{json, Value};
 
 const ACME_TOKEN: &str = SERVE_TOML_WORKSPACES[0].2;
@@ -18,15 +18,6 @@ const ALICE_TRACES: [&str; 4] = ["alice", "d-alice", "555-0100", "Report Exporte
 /// acme's MAU with Alice: January counts Alice and Bob; February Alice and
 /// Bob, and Carol's device, which saw a survey; March Alice alone.
 const MONTHS: [(&str, u64, u64); 3] = [("2026-01", 2, 0), ("2026-02", 2, 1), ("2026-03", 1, 0)];
-
-fn fixture_lines(workspace: &str) -> Vec<String> {
-    std::fs::read_to_string(fixture("erasure.ndjson"))
-        .expect("fixture")
-        .lines()
-        .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
-        .map(str::to_owned)
-        .collect()
-}
 
 fn expected_months() -> Value {
     let rows: Vec<Value> = MONTHS
@@ -47,8 +38,8 @@ fn config() -> String {
 
 /// Sends the fixture and waits until everything in it is folded.
 fn send_fixture_and_wait(server: &Server) {
-    send_events(server, "acme", &fixture_lines("acme"));
-    send_events(server, "globex", &fixture_lines("globex"));
+    send_events(server, "acme", &fixture_lines("erasure.ndjson", "acme"));
+    send_events(server, "globex", &fixture_lines("erasure.ndjson", "globex"));
     wait_for("the fixture to be folded", || {
         call(server, "GET", MAU_PATH, Some(ACME_TOKEN)).body == expected_months()
             && call(
@@ -216,7 +207,7 @@ fn an_erased_person_stays_gone_across_a_rebuild_and_a_redelivery_and_months_keep
 
     // Her old events delivered again are dropped; a new one starts afresh.
     let server = Server::start(&idfold, &["--config", &config()], &[]);
-    let mut lines = fixture_lines("acme");
+    let mut lines = fixture_lines("erasure.ndjson", "acme");
     lines.push(
         json!({"type": "identify", "message_id": "er-a9", "workspace_id": "acme",
                "timestamp": "2026-03-01T09:00:00Z", "user_id": "alice", "traits": {"plan": "team"}})

@@ -790,7 +790,11 @@ fn nothing_answered_2xx_is_lost_across_a_sigterm_under_load() {
         worker.join().expect("worker");
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() >= 2_000, "the load ran: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 2_000,
+        "the load ran: {}",
+        acknowledged.len()
+    );
 
     let export = idfold.export();
     let folded: BTreeSet<String> = export
@@ -821,7 +825,12 @@ fn with_log_format_json_each_log_line_is_a_json_object_that_says_where_it_serves
     let config = fixture("serve.toml");
     let server = Server::start(
         &idfold,
-        &["--config", config.to_str().expect("UTF-8"), "--log-format", "json"],
+        &[
+            "--config",
+            config.to_str().expect("UTF-8"),
+            "--log-format",
+            "json",
+        ],
         &[],
     );
     let reply = post(
@@ -841,9 +850,15 @@ fn with_log_format_json_each_log_line_is_a_json_object_that_says_where_it_serves
         .find(|l| l["message"] == "serving")
         .expect("a start line");
     assert_eq!(start["level"], "INFO");
-    assert!(start["address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
-    assert!(start["log"].as_str().is_some_and(|l| l.starts_with("embedded log in ")));
-    assert!(start["workspaces"].as_str().is_some_and(|w| w.contains("acme")));
+    assert!(start["address"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert!(start["log"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("embedded log in ")));
+    assert!(start["workspaces"]
+        .as_str()
+        .is_some_and(|w| w.contains("acme")));
     for secret in [ACME_KEY, "rt_acme", "u-secret-trait", "4111"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }

@@ -6,7 +6,7 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,20 +60,9 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 /// `promtool check metrics` reads the exposition from stdin: exit 0 when
 /// it parses and follows Prometheus' naming rules.
 fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; tests/run.sh installs it) runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("written");
-    let out = child.wait_with_output().expect("promtool ends");
+    let mut promtool = Command::new("promtool");
+    promtool.args(["check", "metrics"]);
+    let out = harness::run_with_stdin(promtool, text.as_bytes());
     assert!(
         out.status.success(),
         "promtool check metrics: {}{}\n{text}",
@@ -98,12 +87,7 @@ fn serve_s_metrics_parse_with_promtool_and_add_up() {
     );
     assert_eq!(reply.status, 200);
     // The sample's acme lines: most valid, a few not, one sent twice.
-    let sample: Vec<String> = std::fs::read_to_string(fixture("sample.ndjson"))
-        .expect("fixture")
-        .lines()
-        .filter(|l| l.contains("\"workspace_id\":\"acme\""))
-        .map(str::to_owned)
-        .collect();
+    let sample = harness::fixture_lines("sample.ndjson", "acme");
     let reply = post(
         &server.url("/v1/events"),
         &[("Authorization", &acme)],

@@ -20,14 +20,9 @@ fn token(workspace: &str) -> &'static str {
 
 /// The sample's events, each workspace's sent with its own key as NDJSON.
 fn send_sample(server: &Server) {
-    let text = std::fs::read_to_string(fixture("sample.ndjson")).expect("fixture");
     for (workspace, _, _) in SERVE_TOML_WORKSPACES {
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
-            .collect();
+        let lines = harness::fixture_lines("sample.ndjson", workspace);
         assert!(!lines.is_empty());
-        let lines: Vec<String> = lines.into_iter().map(str::to_owned).collect();
         send_events(server, workspace, &lines);
     }
 }
@@ -377,23 +372,12 @@ fn responses_page_without_skips_or_repeats_while_events_arrive_and_read_back_as_
 
 /// Rows of a CSV text as maps, parsed by Python's csv module.
 fn parse_csv(text: &str) -> Vec<serde_json::Map<String, Value>> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("written");
-    let out = child.wait_with_output().expect("python3 ends");
+    let mut python = std::process::Command::new("python3");
+    python.args([
+        "-c",
+        "import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
+    ]);
+    let out = harness::run_with_stdin(python, text.as_bytes());
     assert!(out.status.success());
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
     rows.into_iter()

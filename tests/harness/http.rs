@@ -183,8 +183,7 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    try_request(agent, method, url, headers, body)
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    try_request(agent, method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
 /// A request whose transport may fail (a server going away): the error

@@ -19,6 +19,34 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The lines of a fixture file that belong to `workspace`.
+pub fn fixture_lines(name: &str, workspace: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(name))
+        .expect("fixture")
+        .lines()
+        .filter(|l| l.contains(&format!("\"workspace_id\":\"{workspace}\"")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `command` with `input` on its stdin; its output.
+pub fn run_with_stdin(mut command: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} runs: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("written");
+    child.wait_with_output().expect("the command ends")
+}
+
 /// Polls `done` every 100 ms, failing after a minute.
 pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -258,30 +258,23 @@ impl IdfoldConfig {
             );
         }
         let limits = &self.limits;
-        put(
-            "IDFOLD_MAX_INFLIGHT_REQUESTS",
-            limits.max_inflight_requests.map(|n| n.to_string()),
-        );
-        put(
-            "IDFOLD_WRITE_QUEUE",
-            limits.write_queue.map(|n| n.to_string()),
-        );
-        put(
-            "IDFOLD_ACK_TIMEOUT_SECS",
-            limits.ack_timeout_secs.map(|n| n.to_string()),
-        );
-        put(
-            "IDFOLD_BATCH_SIZE",
-            limits.batch_size.map(|n| n.to_string()),
-        );
-        put(
-            "IDFOLD_MAX_RESIDENT_EVENTS",
-            limits.max_resident_events.map(|n| n.to_string()),
-        );
-        put(
-            "IDFOLD_LOCK_WAIT_SECS",
-            limits.lock_wait_secs.map(|n| n.to_string()),
-        );
+        let as_u64 = |n: Option<usize>| n.and_then(|n| u64::try_from(n).ok());
+        for (name, value) in [
+            (
+                "IDFOLD_MAX_INFLIGHT_REQUESTS",
+                as_u64(limits.max_inflight_requests),
+            ),
+            ("IDFOLD_WRITE_QUEUE", as_u64(limits.write_queue)),
+            ("IDFOLD_ACK_TIMEOUT_SECS", limits.ack_timeout_secs),
+            ("IDFOLD_BATCH_SIZE", as_u64(limits.batch_size)),
+            (
+                "IDFOLD_MAX_RESIDENT_EVENTS",
+                as_u64(limits.max_resident_events),
+            ),
+            ("IDFOLD_LOCK_WAIT_SECS", limits.lock_wait_secs),
+        ] {
+            put(name, value.map(|n| n.to_string()));
+        }
         env
     }
 
