@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::http::{basic, call, post, read_token, write_key, Server};
+use harness::kafka::{test_broker, KafkaTopics};
 use harness::{fixture, wait_for, Idfold};
 
 /// One sample: name, labels, value.
@@ -256,4 +257,51 @@ fn run_serves_metrics_on_its_own_address_while_it_follows() {
         handled, accepted,
         "every accepted event folded or dropped as a duplicate"
     );
+}
+
+/// On Kafka, librdkafka's statistics give each consumer's position and lag
+/// per topic partition, and the producer's queue.
+#[test]
+fn on_kafka_position_and_lag_are_reported_per_topic_partition() {
+    let topics = KafkaTopics::create(&test_broker(), 2);
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let mut args = topics.args();
+    args.extend([
+        "--config".to_owned(),
+        config.to_str().expect("UTF-8").to_owned(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&idfold, &args, &[]);
+    let sample = harness::fixture_lines("sample.ndjson", "acme");
+    let reply = post(
+        &server.url("/v1/events"),
+        &[("Authorization", &basic(write_key("acme")))],
+        sample.join("\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    let accepted = reply.body["accepted"].as_f64().expect("a count");
+    let events = topics.events_topic();
+    let on_events = [("topic", events.as_str())];
+    let mut text = String::new();
+    // Statistics come every 5 s.
+    wait_for("the fold consumer's position to reach the end", || {
+        text = harness::http::get(&server.url("/metrics")).text;
+        let s = samples(&text);
+        sum(&s, "idfold_consumer_position", &on_events) == accepted
+            && sum(&s, "idfold_consumer_lag_records", &on_events) == 0.0
+    });
+    promtool_check(&text);
+    let s = samples(&text);
+    let partitions: std::collections::BTreeSet<&str> = s
+        .iter()
+        .filter(|(n, labels, _)| {
+            n == "idfold_consumer_lag_records"
+                && labels.get("topic").map(String::as_str) == Some(events.as_str())
+        })
+        .filter_map(|(_, labels, _)| labels.get("partition").map(String::as_str))
+        .collect();
+    assert_eq!(partitions.len(), 2, "both partitions of {events}: {text}");
+    assert!(text.contains("# TYPE idfold_kafka_producer_queue_messages gauge"));
+    assert_eq!(sum(&s, "idfold_kafka_delivery_errors_total", &[]), 0.0);
 }

@@ -129,7 +129,6 @@ impl KafkaSettings {
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
-            .set("statistics.interval.ms", "5000")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),

@@ -1,6 +1,6 @@
 //! librdkafka's statistics, turned into gauges: each consumer's lag and
-//! position per topic partition, and the producer's queue. librdkafka
-//! sends them every `statistics.interval.ms` from its own thread.
+//! position per topic partition. librdkafka hands them over every
+//! `statistics.interval.ms`, inside the consumer's poll.
 
 use idfold_telemetry::names;
 use rdkafka::client::ClientContext;
@@ -12,19 +12,26 @@ pub(crate) fn record_consumer_statistics(statistics: &Statistics) {
     for (topic, topic_stats) in &statistics.topics {
         for (partition, stats) in &topic_stats.partitions {
             // -1 is the internal "unassigned" partition; lag and offsets are
-            // -1 where librdkafka does not know them (yet).
-            if *partition < 0 || stats.consumer_lag < 0 {
+            // negative where librdkafka does not know them, which for an
+            // empty partition (its end is 0) means nothing to read: 0.
+            if *partition < 0 {
                 continue;
             }
+            let empty = stats.hi_offset == 0;
+            let lag = if stats.consumer_lag >= 0 {
+                stats.consumer_lag
+            } else if empty {
+                0
+            } else {
+                continue;
+            };
+            let position = stats.committed_offset.max(stats.next_offset).max(0);
             let labels = [
                 ("topic", topic.clone()),
                 ("partition", partition.to_string()),
             ];
-            metrics::gauge!(names::CONSUMER_LAG, &labels).set(stats.consumer_lag as f64);
-            let position = stats.committed_offset.max(stats.next_offset);
-            if position >= 0 {
-                metrics::gauge!(names::CONSUMER_POSITION, &labels).set(position as f64);
-            }
+            metrics::gauge!(names::CONSUMER_LAG, &labels).set(lag as f64);
+            metrics::gauge!(names::CONSUMER_POSITION, &labels).set(position as f64);
         }
     }
 }

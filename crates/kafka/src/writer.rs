@@ -35,11 +35,7 @@ pub struct DeliveryTally {
     first_failure: Mutex<Option<KafkaError>>,
 }
 
-impl ClientContext for DeliveryTally {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE).set(statistics.msg_cnt as f64);
-    }
-}
+impl ClientContext for DeliveryTally {}
 
 impl ProducerContext for DeliveryTally {
     type DeliveryOpaque = ();
@@ -159,7 +155,14 @@ impl KafkaWriter {
                 }
             }
         }
-        if let Err(error) = self.wait_for_acks() {
+        // Once per write: what waits for acknowledgement now, then what
+        // is left once they came.
+        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE)
+            .set(f64::from(self.producer.in_flight_count()));
+        let acked = self.wait_for_acks();
+        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE)
+            .set(f64::from(self.producer.in_flight_count()));
+        if let Err(error) = acked {
             return Err(write_failure(&error, topic));
         }
         match self.producer.context().take() {
