@@ -351,6 +351,12 @@ fn on_kafka_an_erasure_survives_a_rebuild_that_replays_the_person_s_events() {
         call(&server, "GET", MAU_PATH, Some(ACME_TOKEN)).body,
         expected_months()
     );
+    // The profile topic's latest word on her is a tombstone, which
+    // compaction keeps only until delete.retention.ms; globex's Alice stays.
+    let profiles = topics.read_latest("profiles");
+    assert_eq!(profiles.get("acme/user:alice"), Some(&Value::Null));
+    assert!(profiles["globex/user:alice"].is_object());
+    assert!(profiles["acme/user:bob"].is_object());
     let (status, _) = server.stop();
     assert!(status.success());
 

@@ -116,6 +116,41 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
     let (_, stderr) = on_kafka(&idfold, &topics, "rebuild", &[]);
     assert!(stderr.contains("rebuilt from"), "{stderr}");
     assert_eq!(idfold.export(), expected);
+
+    // The compacted topics hold the export's MAU rows and identified
+    // profiles, latest value per key, for any Kafka client to read.
+    let mut rows = serde_json::Map::new();
+    let mut profiles = serde_json::Map::new();
+    for line in expected.lines() {
+        let mut value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let record = value["record"].as_str().unwrap_or_default().to_owned();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("record");
+        }
+        let workspace = value["workspace_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if record == "mau" {
+            let month = value["month"].as_str().unwrap_or_default().to_owned();
+            rows.insert(format!("{workspace}/{month}"), value);
+        } else if !value["id"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("anonymous:")
+        {
+            let id = value["id"].as_str().unwrap_or_default().to_owned();
+            profiles.insert(format!("{workspace}/{id}"), value);
+        }
+    }
+    assert_eq!(topics.read_latest("mau"), rows);
+    let published: serde_json::Map<String, serde_json::Value> = topics
+        .read_latest("profiles")
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
+    assert_eq!(published.len(), profiles.len());
+    assert_eq!(published, profiles);
 }
 
 #[test]

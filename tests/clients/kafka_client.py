@@ -111,6 +111,31 @@ def dead_letters(bootstrap, topic, count):
     print(json.dumps(letters))
 
 
+def latest(bootstrap, topic):
+    """Every record of a (compacted) topic up to its end, as {key: value}:
+    the latest value per key, JSON-decoded, null for a tombstone."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}", "enable.auto.commit": False})
+    metadata = consumer.list_topics(topic, timeout=10)
+    ends = {}
+    for p in metadata.topics[topic].partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > low:
+            ends[p] = high
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    values = {}
+    deadline = time.time() + 30
+    while ends and time.time() < deadline:
+        message = consumer.poll(0.5)
+        if message is None or message.error():
+            continue
+        value = message.value()
+        values[message.key().decode()] = None if value is None else json.loads(value)
+        if message.offset() + 1 >= ends.get(message.partition(), 0):
+            ends.pop(message.partition(), None)
+    consumer.close()
+    print(json.dumps(values))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,9 +149,14 @@ def main():
     d.add_argument("bootstrap")
     d.add_argument("topic")
     d.add_argument("count", type=int)
+    latest_parser = commands.add_parser("latest")
+    latest_parser.add_argument("bootstrap")
+    latest_parser.add_argument("topic")
     args = parser.parse_args()
     if args.command == "publish":
         publish(args.bootstrap, args.prefix, args.json, args.avro, args.bad)
+    elif args.command == "latest":
+        latest(args.bootstrap, args.topic)
     else:
         dead_letters(args.bootstrap, args.topic, args.count)
 

@@ -111,10 +111,27 @@ impl KafkaTopics {
 }
 
 impl KafkaTopics {
+    /// The latest value per key of a compacted topic (`mau`, `profiles`),
+    /// read by the Python client: key -> JSON value, null for a tombstone.
+    pub fn read_latest(&self, suffix: &str) -> serde_json::Map<String, serde_json::Value> {
+        let mut cmd = python_client();
+        cmd.args([
+            "latest",
+            &self.bootstrap,
+            &format!("{}.{suffix}", self.prefix),
+        ]);
+        match parse_json(&checked(cmd)) {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
     fn topic_names(&self) -> Vec<String> {
         [
             "events",
             "dead-letters",
+            "mau",
+            "profiles",
             "raw.identify",
             "raw.traits",
             "raw.track",

@@ -37,6 +37,8 @@ enum Role {
     /// A source of truth: never deleted, never compacted.
     Kept,
     Raw,
+    /// A view keyed by what it describes: the latest record per key.
+    Compacted,
 }
 
 /// Creates the raw topics, the canonical log and the dead-letter topic
@@ -67,6 +69,12 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
             wanted.push((raw.clone(), "raw input", Role::Raw));
         }
     }
+    wanted.push((settings.topics.mau.clone(), "MAU rows", Role::Compacted));
+    wanted.push((
+        settings.topics.profiles.clone(),
+        "profile changes",
+        Role::Compacted,
+    ));
 
     let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
     let partitions = settings.partitions.max(1);
@@ -82,6 +90,7 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
                     .set("retention.bytes", "-1")
                     .set("cleanup.policy", "delete"),
                 Role::Raw => new.set("retention.ms", RAW_RETENTION_MS),
+                Role::Compacted => new.set("cleanup.policy", "compact"),
             }
         })
         .collect();
@@ -157,6 +166,15 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
                 check.problems.push(format!(
                     "cleanup.policy is {policy}: compaction keeps one record per key and the \
                      key is the workspace, so it would delete events; set cleanup.policy=delete"
+                ));
+            }
+        }
+        if *role == Role::Compacted {
+            let policy = setting("cleanup.policy");
+            if !policy.split(',').any(|p| p.trim() == "compact") {
+                check.notes.push(format!(
+                    "cleanup.policy is {policy}: it keeps every change, not the latest per key; \
+                     set cleanup.policy=compact to keep it small"
                 ));
             }
         }

@@ -206,9 +206,12 @@ impl FoldStage {
     /// Joins the fold group on the canonical log (which must exist).
     pub fn new(
         settings: &KafkaSettings,
-        projector: Projector,
+        mut projector: Projector,
         batch_size: usize,
     ) -> Result<FoldStage, KafkaStageError> {
+        // Each batch's MAU rows and profile changes go to their compacted
+        // topics before the batch commits.
+        projector.publish_changes_to(Box::new(crate::writer::KafkaWriter::new(settings)?));
         let context = FoldContext {
             topic: settings.topics.events.clone(),
             state: Mutex::new(FoldState {

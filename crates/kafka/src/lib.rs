@@ -7,9 +7,11 @@
 //!   committed only after the writes are acknowledged.
 //! - `fold_stage`: the canonical log folded in a consumer group, each
 //!   partition's position kept in sled with the state it produced.
-//! - `stats`: librdkafka's statistics as lag, position and queue gauges.
+//! - `stats`: librdkafka's statistics as lag and position gauges.
+//! - `changes`: the fold's MAU rows and profile changes as compacted topics.
 
 mod admin;
+mod changes;
 mod error;
 mod fold_stage;
 mod raw_stage;

@@ -45,11 +45,16 @@ pub struct Topics {
     pub events: String,
     /// Rejected raw records, with their reasons in headers.
     pub dead_letters: String,
+    /// MAU rows as they change, keyed `<workspace>/<YYYY-MM>` (compacted).
+    pub mau: String,
+    /// Identified profiles as they change, keyed `<workspace>/<profile id>`;
+    /// a tombstone where one no longer exists (compacted).
+    pub profiles: String,
 }
 
 impl Topics {
     /// `<prefix>.raw.{identify,traits,track,survey}`, `<prefix>.events`,
-    /// `<prefix>.dead-letters`.
+    /// `<prefix>.dead-letters`, `<prefix>.mau`, `<prefix>.profiles`.
     pub fn with_prefix(prefix: &str) -> Topics {
         Topics {
             raw: ["identify", "traits", "track", "survey"]
@@ -58,6 +63,8 @@ impl Topics {
                 .collect(),
             events: format!("{prefix}.events"),
             dead_letters: format!("{prefix}.dead-letters"),
+            mau: format!("{prefix}.mau"),
+            profiles: format!("{prefix}.profiles"),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct KafkaWriter {
     producer: BaseProducer<DeliveryTally>,
     events_topic: String,
     dead_letter_topic: String,
+    pub(crate) mau_topic: String,
+    pub(crate) profiles_topic: String,
     /// How long a write waits for its acknowledgements.
     flush_timeout: Duration,
     /// One write at a time: the tally belongs to the write in progress.
@@ -88,6 +90,8 @@ impl KafkaWriter {
                 .create_with_context(DeliveryTally::default())?,
             events_topic: settings.topics.events.clone(),
             dead_letter_topic: settings.topics.dead_letters.clone(),
+            mau_topic: settings.topics.mau.clone(),
+            profiles_topic: settings.topics.profiles.clone(),
             flush_timeout: settings.delivery_timeout + Duration::from_secs(5),
             write_lock: Mutex::new(()),
         })
@@ -125,7 +129,7 @@ impl KafkaWriter {
     }
 
     /// Sends every record, then waits until each is acknowledged or failed.
-    fn write<'r>(
+    pub(crate) fn write<'r>(
         &self,
         topic: &str,
         records: impl Iterator<Item = BaseRecord<'r, str, [u8]>>,

@@ -7,14 +7,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use idfold_events::{decode_log_payload, EventKind, LogPayload};
-use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogRecord};
+use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogError, LogRecord};
 use idfold_telemetry::names;
 
 use crate::erasure::ErasureRecord;
 use crate::error::ProjectorError;
 use crate::record::FoldRecord;
 use crate::store::{Checkpoint, StateStore};
-use crate::workspace::{Applied, WorkspaceState};
+use crate::workspace::{Applied, WorkspaceChanges, WorkspaceState};
 
 /// How often the fold measures the store's size on disk (it lists files).
 const STORE_SIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -119,6 +119,22 @@ impl WorkspaceCache {
     }
 }
 
+/// Where each batch's changes go before the batch commits: Kafka's
+/// compacted MAU and profile topics. Published first, so a crash can only
+/// publish a change again (the same value: the fold is deterministic),
+/// never lose one.
+pub trait ChangeSink: Send {
+    fn publish(&self, changes: &[(String, WorkspaceChanges)]) -> Result<(), LogError>;
+}
+
+struct Publishing(Box<dyn ChangeSink>);
+
+impl std::fmt::Debug for Publishing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeSink")
+    }
+}
+
 #[derive(Debug)]
 pub struct Projector {
     store: StateStore,
@@ -131,6 +147,7 @@ pub struct Projector {
     forgotten_records: Vec<u64>,
     /// Whether erasures a crash left unpurged have been looked for yet.
     purge_checked: bool,
+    changes: Option<Publishing>,
 }
 
 impl Projector {
@@ -164,7 +181,13 @@ impl Projector {
             options,
             forgotten_records: Vec::new(),
             purge_checked: false,
+            changes: None,
         })
+    }
+
+    /// Publishes every batch's changes to `sink` before committing it.
+    pub fn publish_changes_to(&mut self, sink: Box<dyn ChangeSink>) {
+        self.changes = Some(Publishing(sink));
     }
 
     /// Gives the workspaces back, closing this projector's hold on the store.
@@ -368,13 +391,16 @@ impl Projector {
                 }
             }
         }
-        let workspaces = touched
+        let workspaces: Vec<(String, WorkspaceChanges)> = touched
             .into_iter()
             .filter_map(|w| {
                 let changes = self.cache.resident.get_mut(&w)?.state.take_changes();
                 Some((w, changes))
             })
             .collect();
+        if let Some(Publishing(sink)) = &self.changes {
+            sink.publish(&workspaces)?;
+        }
         // Dead letters go first: a crash before the commit refolds the batch
         // and may store the same dead letter twice, never none.
         self.dead_letters.store(&dead)?;
