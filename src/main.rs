@@ -107,6 +107,12 @@ pub struct KafkaArgs {
     /// Seconds before a silent group member's partitions go to the others.
     #[arg(long, env = "IDFOLD_KAFKA_SESSION_TIMEOUT_SECS", default_value_t = 10)]
     pub kafka_session_timeout: u64,
+    /// This instance's stable name in the consumer groups (static
+    /// membership): a restart within the session timeout keeps its
+    /// partitions, without a rebalance. Unique per instance; a StatefulSet's
+    /// pod name fits.
+    #[arg(long, env = "IDFOLD_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -154,6 +160,7 @@ impl KafkaArgs {
         };
         settings.partitions = self.kafka_partitions;
         settings.session_timeout = std::time::Duration::from_secs(self.kafka_session_timeout);
+        settings.instance_id = self.instance_id.clone().filter(|i| !i.trim().is_empty());
         Some(settings)
     }
 }

@@ -378,3 +378,59 @@ fn a_rebuild_that_cannot_reach_the_broker_leaves_the_state_as_it_was() {
     );
     assert_eq!(idfold.export(), before, "nothing was cleared");
 }
+
+/// Static membership: with `--instance-id` the fold joins its group under a
+/// stable `group.instance.id`, and stays a member when it stops (it does
+/// not leave the group, so a restart within the session timeout gets its
+/// partitions back without moving anyone else's).
+#[test]
+fn an_instance_id_makes_the_fold_a_static_member_of_its_group() {
+    let topics = KafkaTopics::create(&test_broker(), 3);
+    let idfold = Idfold::new();
+    let sample = fixture("sample.ndjson");
+    on_kafka(
+        &idfold,
+        &topics,
+        "ingest",
+        &[sample.to_str().unwrap_or_default()],
+    );
+    let (_, stderr) = on_kafka(
+        &idfold,
+        &topics,
+        "run",
+        &[
+            "--until-idle",
+            "--stages",
+            "fold",
+            "--instance-id",
+            "idfold-a",
+        ],
+    );
+    assert_eq!(folded(&stderr), 18, "{stderr}");
+    let group = topics.group_members("fold");
+    let members = group["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{group}");
+    assert_eq!(
+        members[0]["group_instance_id"],
+        format!("idfold-a-{}-fold", topics.prefix),
+        "{group}"
+    );
+    assert_eq!(members[0]["partitions"], serde_json::json!([0, 1, 2]));
+    // Back under the same name at once: it takes its partitions up where its
+    // state ends, with nothing new to fold.
+    let started = Instant::now();
+    let (_, stderr) = on_kafka(
+        &idfold,
+        &topics,
+        "run",
+        &[
+            "--until-idle",
+            "--stages",
+            "fold",
+            "--instance-id",
+            "idfold-a",
+        ],
+    );
+    assert_eq!(folded(&stderr), 0, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -136,6 +136,22 @@ def latest(bootstrap, topic):
     print(json.dumps(values))
 
 
+def group_members(bootstrap, group):
+    """The members of a consumer group: their static instance ids and the
+    partitions assigned to them."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+    members = [
+        {
+            "group_instance_id": m.group_instance_id,
+            "partitions": sorted(tp.partition for tp in (m.assignment.topic_partitions if m.assignment else [])),
+        }
+        for m in described.members
+    ]
+    print(json.dumps({"state": str(described.state), "members": members}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,12 +165,17 @@ def main():
     d.add_argument("bootstrap")
     d.add_argument("topic")
     d.add_argument("count", type=int)
+    members_parser = commands.add_parser("group-members")
+    members_parser.add_argument("bootstrap")
+    members_parser.add_argument("group")
     latest_parser = commands.add_parser("latest")
     latest_parser.add_argument("bootstrap")
     latest_parser.add_argument("topic")
     args = parser.parse_args()
     if args.command == "publish":
         publish(args.bootstrap, args.prefix, args.json, args.avro, args.bad)
+    elif args.command == "group-members":
+        group_members(args.bootstrap, args.group)
     elif args.command == "latest":
         latest(args.bootstrap, args.topic)
     else:

@@ -126,6 +126,18 @@ impl KafkaTopics {
         }
     }
 
+    /// A consumer group's members (`fold` or `producer`), as the Python
+    /// client's admin API describes them.
+    pub fn group_members(&self, stage: &str) -> serde_json::Value {
+        let mut cmd = python_client();
+        cmd.args([
+            "group-members",
+            &self.bootstrap,
+            &format!("{}-{stage}", self.prefix),
+        ]);
+        parse_json(&checked(cmd))
+    }
+
     fn topic_names(&self) -> Vec<String> {
         [
             "events",

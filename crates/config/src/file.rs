@@ -73,6 +73,8 @@ pub struct KafkaSection {
     pub compression: Option<Compression>,
     pub partitions: Option<i32>,
     pub session_timeout_secs: Option<u64>,
+    /// Static membership in the consumer groups (`IDFOLD_INSTANCE_ID`).
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -256,6 +258,7 @@ impl IdfoldConfig {
                 "IDFOLD_KAFKA_SESSION_TIMEOUT_SECS",
                 kafka.session_timeout_secs.map(|s| s.to_string()),
             );
+            put("IDFOLD_INSTANCE_ID", kafka.instance_id.clone());
         }
         let limits = &self.limits;
         let as_u64 = |n: Option<usize>| n.and_then(|n| u64::try_from(n).ok());

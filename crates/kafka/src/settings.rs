@@ -85,6 +85,10 @@ pub struct KafkaSettings {
     /// How long a consumer may go silent before the group moves its
     /// partitions to others (a killed instance is noticed after this).
     pub session_timeout: Duration,
+    /// Static membership: this instance's stable name in the consumer
+    /// groups (`group.instance.id`), so a restart within the session
+    /// timeout gets its partitions back without a rebalance.
+    pub instance_id: Option<String>,
     /// How long a write may wait for the broker's acknowledgement before it
     /// is reported as failed (and retried by the stage).
     pub delivery_timeout: Duration,
@@ -101,6 +105,7 @@ impl KafkaSettings {
             compression: Compression::Lz4,
             partitions: 6,
             session_timeout: Duration::from_secs(10),
+            instance_id: None,
             delivery_timeout: Duration::from_secs(120),
         }
     }
@@ -159,6 +164,10 @@ impl KafkaSettings {
             .set("fetch.wait.max.ms", "100")
             // Lag and positions for /metrics (see stats.rs).
             .set("statistics.interval.ms", "5000");
+        if let Some(instance) = &self.instance_id {
+            // Unique per group member: the group's name tells the stages apart.
+            config.set("group.instance.id", format!("{instance}-{group}"));
+        }
         config
     }
 }
