@@ -508,3 +508,34 @@ fn long_commands_show_progress_on_a_terminal_and_stay_quiet_in_pipes() {
     );
     assert!(shown.contains("rebuilt from"), "{shown}");
 }
+
+#[test]
+fn the_shipped_configuration_files_pass_config_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The Kubernetes ConfigMap's file, as the pods get it.
+    let manifest = std::fs::read_to_string(root.join("deploy/k8s/idfold.yaml")).expect("manifest");
+    let embedded: String = manifest
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("idfold.toml: |"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(embedded.contains("[kafka]"), "{embedded}");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_manifest = dir.path().join("k8s.toml");
+    std::fs::write(&from_manifest, embedded).expect("written");
+    for file in [root.join("deploy/idfold.toml"), from_manifest] {
+        let out = std::process::Command::new(harness::BIN)
+            .args(["config", "check", "--config"])
+            .arg(&file)
+            .output()
+            .expect("idfold runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
