@@ -82,8 +82,11 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let started = Instant::now();
-    let total =
-        FoldStage::new(&settings, projector, BATCH)?.run(RunMode::UntilIdle, &stop, |_| {})?;
+    let total = FoldStage::new(&settings, projector, BATCH, Default::default())?.run(
+        RunMode::UntilIdle,
+        &stop,
+        |_| {},
+    )?;
     let fold_rate = total.read as f64 / started.elapsed().as_secs_f64();
     anyhow::ensure!(total.read == events, "all events folded: {total:?}");
 

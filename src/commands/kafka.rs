@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use idfold_cluster::Ownership;
 use idfold_kafka::{FoldStage, KafkaSettings, RawStage, RunMode, Watermarks};
 use idfold_log::DataDir;
 use idfold_projector::Projector;
@@ -76,7 +77,7 @@ pub fn run(
         if with_fold {
             let dir = data.open()?;
             let projector = Projector::open(&dir, options(fold))?;
-            let total = FoldStage::new(&settings, projector, batch)?.run(
+            let total = FoldStage::new(&settings, projector, batch, Arc::default())?.run(
                 RunMode::UntilIdle,
                 &stop,
                 |_| {},
@@ -91,8 +92,17 @@ pub fn run(
         Stages::All | Stages::Fold => Some(data.open()?),
         Stages::Producer => None,
     };
-    follow(&settings, dir.as_ref(), fold, stages, &stop)?;
+    follow(&settings, dir.as_ref(), fold, stages, &stop, None)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve`'s place among several instances: what its fold holds, said on
+/// `P.instances` under `instance` with the `url` its API answers at.
+#[derive(Debug, Clone)]
+pub struct ClusterRole {
+    pub ownership: Arc<Ownership>,
+    pub instance: String,
+    pub url: String,
 }
 
 /// Both stages (or the ones asked for) following Kafka until `stop` is
@@ -103,6 +113,7 @@ pub fn follow(
     fold: &FoldArgs,
     stages: Stages,
     stop: &Arc<AtomicBool>,
+    cluster: Option<&ClusterRole>,
 ) -> anyhow::Result<()> {
     let batch = fold.batch_size.max(1);
     let with_producer = matches!(stages, Stages::All | Stages::Producer);
@@ -136,15 +147,20 @@ pub fn follow(
     let folded = if with_fold {
         let dir = dir.context("the fold stage needs a data directory")?;
         let projector = Projector::open(dir, options(fold))?;
-        let outcome = FoldStage::new(settings, projector, batch).and_then(|stage| {
-            stage.run(RunMode::Follow, stop, |total| {
-                tracing::info!(
-                    folded = total.folded,
-                    duplicates = total.duplicates,
-                    "folded"
-                );
-            })
-        });
+        let ownership = cluster.map_or_else(Arc::default, |c| c.ownership.clone());
+        let outcome =
+            FoldStage::new(settings, projector, batch, ownership).and_then(|mut stage| {
+                if let Some(cluster) = cluster {
+                    stage.announce_as(&cluster.instance, &cluster.url)?;
+                }
+                stage.run(RunMode::Follow, stop, |total| {
+                    tracing::info!(
+                        folded = total.folded,
+                        duplicates = total.duplicates,
+                        "folded"
+                    );
+                })
+            });
         stop.store(true, Ordering::SeqCst);
         Some(outcome)
     } else {
@@ -171,7 +187,7 @@ pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::R
     let (stop, _signals) = stop_on_signal()?;
     let dir = data.open()?;
     let projector = Projector::open(&dir, options(fold))?;
-    let stage = FoldStage::new(&settings, projector, fold.batch_size)?;
+    let mut stage = FoldStage::new(&settings, projector, fold.batch_size, Arc::default())?;
     stage.clear_state()?;
     let total = stage.run(RunMode::UntilIdle, &stop, |_| {})?;
     summary("rebuilt from", &total, false);

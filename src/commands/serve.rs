@@ -18,7 +18,7 @@ use idfold_intake::{
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
 use idfold_projector::{BatchReport, Projector, StateStore};
-use idfold_read_api::{ErasureLog, ReadState, SegmentStore};
+use idfold_read_api::{ClusterView, ErasureLog, ReadState, SegmentStore};
 use rand::Rng;
 
 use super::fold::{options, summary, EMBEDDED_LOG};
@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// On Kafka: which stages run beside the server.
     #[arg(long, value_enum, default_value_t = Stages::All)]
     pub stages: Stages,
+    /// On Kafka: the URL other instances reach this one's API at (they
+    /// forward reads of the workspaces it holds here). Default
+    /// `http://LISTEN-ADDRESS`; needed when listening on 0.0.0.0.
+    #[arg(long, env = "IDFOLD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
 }
 
 /// Who may write and read what: from the configuration, or, with none,
@@ -162,12 +167,13 @@ pub fn run(
     };
 
     // The log the server writes to, and the pipeline that follows it.
-    let (writer, writer_thread, pipeline, log_name, erasures): (
+    let (writer, writer_thread, pipeline, log_name, erasures, cluster): (
         _,
         _,
         std::thread::JoinHandle<anyhow::Result<()>>,
         String,
         ErasureLog,
+        Option<ClusterView>,
     ) = match kafka.settings() {
         None => {
             let log = Arc::new(EmbeddedLog::open(&dir)?);
@@ -196,6 +202,7 @@ pub fn run(
                 pipeline,
                 format!("embedded log in {}", data.data.display()),
                 erasures,
+                None,
             )
         }
         Some(settings) => {
@@ -221,6 +228,36 @@ pub fn run(
                 max_resident_events: fold.max_resident_events,
             };
             let stages = args.stages;
+            // This instance among the others: what its fold holds, said
+            // on P.instances; what the others hold, read from there.
+            let url = match &args.advertise_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None if address.ip().is_unspecified() => anyhow::bail!(
+                    "serve listens on {address}: give --advertise-url (the URL other \
+                     instances reach this one at) so they can forward reads here"
+                ),
+                None => format!("http://{address}"),
+            };
+            let role = super::kafka::ClusterRole {
+                ownership: Arc::default(),
+                instance: settings
+                    .instance_id
+                    .clone()
+                    .unwrap_or_else(|| format!("idfold-{address}")),
+                url,
+            };
+            let registry = Arc::new(idfold_cluster::Registry::default());
+            let view = ClusterView::new(&role.instance, role.ownership.clone(), registry.clone());
+            {
+                let (settings, stop) = (settings.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name("instances".into())
+                    .spawn(move || {
+                        if let Err(error) = idfold_kafka::follow_instances(&settings, &registry, &stop) {
+                            tracing::warn!(%error, "cannot read the instances topic: reads of workspaces held elsewhere get 503");
+                        }
+                    })?;
+            }
             let stop = stop.clone();
             let pipeline = std::thread::Builder::new()
                 .name("stages".into())
@@ -231,6 +268,7 @@ pub fn run(
                         &follow_fold,
                         stages,
                         &stop,
+                        Some(&role),
                     );
                     // However the stages end, the server stops with them.
                     stop.store(true, Ordering::SeqCst);
@@ -243,7 +281,14 @@ pub fn run(
                 limits,
                 super::system_clock,
             );
-            (state, writer_thread, pipeline, log_name, erasures)
+            (
+                state,
+                writer_thread,
+                pipeline,
+                log_name,
+                erasures,
+                Some(view),
+            )
         }
     };
     let reads = ReadState::new(
@@ -252,6 +297,7 @@ pub fn run(
         SegmentStore::open(&dir)?,
         super::system_clock,
         Some(erasures),
+        cluster,
     );
 
     eprintln!("listening on http://{address}");

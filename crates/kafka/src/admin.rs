@@ -75,6 +75,11 @@ pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaS
         "profile changes",
         Role::Compacted,
     ));
+    wanted.push((
+        settings.topics.instances.clone(),
+        "instances",
+        Role::Compacted,
+    ));
 
     let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
     let partitions = settings.partitions.max(1);

@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use idfold_cluster::Ownership;
 use idfold_log::LogRecord;
 use idfold_projector::{BatchReport, Projector};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -22,6 +23,9 @@ use crate::error::{is_permanent, KafkaStageError};
 use crate::settings::KafkaSettings;
 use crate::watermarks::{partitions_of, Watermarks};
 use crate::RunMode;
+
+/// How long a rebalance waits for a partition's end offset.
+const REBALANCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the loop waits for a record before it folds what it has.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -43,6 +47,8 @@ struct FoldState {
 pub struct FoldContext {
     topic: String,
     state: Mutex<FoldState>,
+    /// Which partitions this instance holds, and whether each is complete.
+    ownership: Arc<Ownership>,
 }
 
 impl ClientContext for FoldContext {
@@ -70,6 +76,7 @@ impl FoldState {
         only: Option<&BTreeSet<u32>>,
         mode: CommitMode,
     ) {
+        let ownership = consumer.context().ownership.clone();
         let partitions: Vec<u32> = self
             .pending
             .keys()
@@ -88,6 +95,7 @@ impl FoldState {
             match self.projector.fold_records(partition, records) {
                 Ok(report) => {
                     self.total.add(&report);
+                    ownership.advanced(partition, report.next_offset);
                     if let (Ok(p), Ok(next)) =
                         (i32::try_from(partition), i64::try_from(report.next_offset))
                     {
@@ -134,6 +142,18 @@ impl ConsumerContext for FoldContext {
                 for &partition in &listed {
                     match state.projector.store().position(partition) {
                         Ok(position) => {
+                            // Reads of its workspaces wait until it reaches
+                            // the end the log has now.
+                            let end = i32::try_from(partition)
+                                .ok()
+                                .and_then(|p| {
+                                    consumer
+                                        .fetch_watermarks(&self.topic, p, REBALANCE_TIMEOUT)
+                                        .ok()
+                                })
+                                .and_then(|(_, high)| u64::try_from(high).ok())
+                                .unwrap_or(u64::MAX);
+                            self.ownership.assigned(partition, position, end);
                             let (Ok(p), Ok(offset)) =
                                 (i32::try_from(partition), i64::try_from(position))
                             else {
@@ -165,6 +185,7 @@ impl ConsumerContext for FoldContext {
                 state.flush(consumer, &self.topic, Some(&listed), CommitMode::Sync);
                 for partition in &listed {
                     state.assigned.remove(partition);
+                    self.ownership.revoked(*partition);
                 }
                 tracing::info!(partitions = ?listed, "partitions of the canonical log revoked");
                 if cooperative {
@@ -177,7 +198,9 @@ impl ConsumerContext for FoldContext {
                 tracing::warn!(error = ?other, "rebalance failed; the group will try again");
                 state.pending.clear();
                 state.pending_records = 0;
-                state.assigned.clear();
+                for partition in std::mem::take(&mut state.assigned) {
+                    self.ownership.revoked(partition);
+                }
                 consumer.unassign()
             }
         };
@@ -191,6 +214,8 @@ pub struct FoldStage {
     consumer: BaseConsumer<FoldContext>,
     settings: KafkaSettings,
     batch_size: usize,
+    /// Says on `P.instances` what this instance holds (`serve` on Kafka).
+    announcer: Option<crate::instances::Announcer>,
 }
 
 impl std::fmt::Debug for FoldStage {
@@ -208,6 +233,7 @@ impl FoldStage {
         settings: &KafkaSettings,
         mut projector: Projector,
         batch_size: usize,
+        ownership: Arc<Ownership>,
     ) -> Result<FoldStage, KafkaStageError> {
         // Each batch's MAU rows and profile changes go to their compacted
         // topics before the batch commits.
@@ -222,6 +248,7 @@ impl FoldStage {
                 total: BatchReport::default(),
                 failure: None,
             }),
+            ownership: ownership.clone(),
         };
         // A position the log no longer holds (the topic was recreated or
         // truncated) must stop the fold: resetting to the earliest offset
@@ -232,7 +259,8 @@ impl FoldStage {
             .create_with_context(context)?;
         // The broker answers and has the topic before anything is bound
         // or, for a rebuild, cleared.
-        partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
+        let partitions = partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
+        ownership.set_partition_count(u32::try_from(partitions.len()).unwrap_or(u32::MAX));
         consumer
             .context()
             .lock()
@@ -244,7 +272,19 @@ impl FoldStage {
             consumer,
             settings: settings.clone(),
             batch_size: batch_size.max(1),
+            announcer: None,
         })
+    }
+
+    /// Announces on `P.instances`, as `instance` answering at `url`, which
+    /// partitions this fold holds and whether each is complete.
+    pub fn announce_as(&mut self, instance: &str, url: &str) -> Result<(), KafkaStageError> {
+        self.announcer = Some(crate::instances::Announcer::new(
+            &self.settings,
+            instance,
+            url,
+        )?);
+        Ok(())
     }
 
     /// Drops every projection and position (`rebuild --kafka`), once `new`
@@ -291,7 +331,7 @@ impl FoldStage {
     /// Folds until `stop` is raised, or (`UntilIdle`) until every assigned
     /// partition reached the end it had when this started.
     pub fn run(
-        &self,
+        &mut self,
         mode: RunMode,
         stop: &AtomicBool,
         mut progress: impl FnMut(&FoldStageReport),
@@ -363,15 +403,27 @@ impl FoldStage {
                     progress(&state.total);
                 }
             }
+            drop(state);
+            if let Some(announcer) = &mut self.announcer {
+                if let Err(error) = announcer.announce(&context.ownership) {
+                    tracing::warn!(%error, "could not announce this instance's partitions");
+                }
+            }
             if stopping {
                 break;
             }
+            let state = context.lock();
             if idle {
                 if let Some(target) = &target {
                     if caught_up(&state, topic, target)? {
                         break;
                     }
                 }
+            }
+        }
+        if let Some(announcer) = &self.announcer {
+            if let Err(error) = announcer.leave() {
+                tracing::warn!(%error, "could not say this instance is leaving");
             }
         }
         let state = context.lock();

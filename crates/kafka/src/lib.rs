@@ -9,11 +9,13 @@
 //!   partition's position kept in sled with the state it produced.
 //! - `stats`: librdkafka's statistics as lag and position gauges.
 //! - `changes`: the fold's MAU rows and profile changes as compacted topics.
+//! - `instances`: which instance holds which partition, announced and read.
 
 mod admin;
 mod changes;
 mod error;
 mod fold_stage;
+mod instances;
 mod raw_stage;
 mod settings;
 mod stats;
@@ -23,6 +25,7 @@ mod writer;
 pub use admin::{ensure_topics, TopicCheck};
 pub use error::KafkaStageError;
 pub use fold_stage::{FoldStage, FoldStageReport};
+pub use instances::{follow_instances, Announcer};
 pub use raw_stage::{RawStage, RawStageReport};
 pub use settings::{Acks, Compression, KafkaSettings, Topics};
 pub use watermarks::Watermarks;

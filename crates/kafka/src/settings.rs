@@ -50,6 +50,9 @@ pub struct Topics {
     /// Identified profiles as they change, keyed `<workspace>/<profile id>`;
     /// a tombstone where one no longer exists (compacted).
     pub profiles: String,
+    /// Each instance's announcement: where it answers and which partitions
+    /// it holds, keyed by instance id (compacted).
+    pub instances: String,
 }
 
 impl Topics {
@@ -65,6 +68,7 @@ impl Topics {
             dead_letters: format!("{prefix}.dead-letters"),
             mau: format!("{prefix}.mau"),
             profiles: format!("{prefix}.profiles"),
+            instances: format!("{prefix}.instances"),
         }
     }
 }

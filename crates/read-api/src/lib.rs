@@ -8,6 +8,7 @@
 mod dashboard;
 mod erasure;
 mod error;
+mod forward;
 mod mau;
 mod profiles;
 mod responses;
@@ -16,6 +17,7 @@ mod segments;
 
 pub use erasure::{erasure_request, outcome_json, ErasureLog};
 pub use error::ReadError;
+pub use forward::ClusterView;
 pub use responses::{page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow};
 pub use routes::{router, ReadState};
 pub use segments::SegmentStore;

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::dashboard::{dashboard, sign_in, sign_out};
 use crate::erasure::{erasure_request, outcome_json, ErasureLog};
 use crate::error::ReadError;
+use crate::forward::{route_to_owner, ClusterView};
 use crate::mau::{month_query, MonthQuery};
 use crate::profiles::{answer, lookup_identifier, path_identifier};
 use crate::responses::{
@@ -43,6 +44,8 @@ struct Inner {
     clock: fn() -> idfold_events::EventTime,
     /// Where erasure requests go; none: this server takes none.
     erasures: Option<ErasureLog>,
+    /// On Kafka: the other instances, for reads of workspaces held there.
+    cluster: Option<ClusterView>,
 }
 
 impl std::fmt::Debug for ReadState {
@@ -60,6 +63,7 @@ impl ReadState {
         segments: SegmentStore,
         clock: fn() -> idfold_events::EventTime,
         erasures: Option<ErasureLog>,
+        cluster: Option<ClusterView>,
     ) -> ReadState {
         ReadState(Arc::new(Inner {
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
@@ -68,6 +72,7 @@ impl ReadState {
             segments,
             clock,
             erasures,
+            cluster,
         }))
     }
 
@@ -131,6 +136,10 @@ impl ReadState {
             .map(|record| outcome_json(workspace, &record, purges)))
     }
 
+    pub(crate) fn cluster(&self) -> Option<&ClusterView> {
+        self.0.cluster.as_ref()
+    }
+
     pub(crate) fn store(&self) -> &StateStore {
         &self.0.store
     }
@@ -161,10 +170,11 @@ impl ReadState {
 }
 
 pub fn router(state: ReadState) -> Router {
-    Router::new()
+    let dashboard = Router::new()
         .route("/", get(dashboard))
         .route("/dashboard/session", post(sign_in))
-        .route("/dashboard/logout", post(sign_out))
+        .route("/dashboard/logout", post(sign_out));
+    Router::new()
         .route("/v1/workspaces/{workspace}/mau", get(mau))
         .route(
             "/v1/workspaces/{workspace}/profiles/lookup",
@@ -196,6 +206,12 @@ pub fn router(state: ReadState) -> Router {
             "/v1/workspaces/{workspace}/profiles/{id}/responses",
             get(profile_responses),
         )
+        // Every workspace route goes to the instance holding its partition.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            route_to_owner,
+        ))
+        .merge(dashboard)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

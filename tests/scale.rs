@@ -1,0 +1,186 @@
+//! Several instances on one consumer group, on a real broker: the
+//! canonical log's partitions are split between them, every read finds the
+//! instance holding its workspace (or waits with a 503, never a wrong
+//! number), and what they answer together is what one instance folding
+//! everything answers, across a SIGKILL and a restart.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::http::{call, Server};
+use harness::kafka::{on_kafka, split_lines, test_broker, KafkaTopics};
+use harness::{generated_workload, Idfold};
+use serde_json::Value;
+
+const WORKSPACES: usize = 20;
+
+fn token(workspace: &str) -> String {
+    format!("rt_{workspace}_scale_0123456789")
+}
+
+/// A config with the generated workload's workspaces and their secrets.
+fn config(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for i in 0..WORKSPACES {
+        let w = format!("ws-{i}");
+        text.push_str(&format!(
+            "[[workspaces]]\nid = \"{w}\"\nwrite_keys = [\"wk_{w}_scale_0123456789\"]\nread_tokens = [\"{}\"]\n",
+            token(&w)
+        ));
+    }
+    let path = dir.join("scale.toml");
+    std::fs::write(&path, text).expect("written");
+    path.to_str().expect("UTF-8").to_owned()
+}
+
+/// What one instance folding everything answers: (path, JSON) for every
+/// workspace's MAU row of every active month, and for every seventh profile.
+fn expected_reads(export: &str) -> Vec<(String, String, Value)> {
+    let mut reads = Vec::new();
+    for (n, line) in export.lines().enumerate() {
+        let mut value: Value = serde_json::from_str(line).expect("JSON");
+        let record = value["record"].as_str().unwrap_or_default().to_owned();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("record");
+        }
+        let workspace = value["workspace_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let path = if record == "mau" {
+            format!(
+                "/v1/workspaces/{workspace}/mau?month={}",
+                value["month"].as_str().unwrap_or_default()
+            )
+        } else if n % 7 == 0 {
+            format!(
+                "/v1/workspaces/{workspace}/profiles/{}",
+                value["id"].as_str().unwrap_or_default()
+            )
+        } else {
+            continue;
+        };
+        reads.push((workspace, path, value));
+    }
+    reads
+}
+
+/// Every expected read, each sent to the next instance in turn, answers
+/// the expected JSON.
+fn all_reads_agree(servers: &[&Server], reads: &[(String, String, Value)]) -> Result<(), String> {
+    for (i, (workspace, path, expected)) in reads.iter().enumerate() {
+        let server = servers[i % servers.len()];
+        let reply = call(server, "GET", path, Some(&token(workspace)));
+        if reply.status != 200 || &reply.body != expected {
+            return Err(format!("{path}: {} {}", reply.status, reply.text));
+        }
+    }
+    Ok(())
+}
+
+fn wait_until_agree(what: &str, servers: &[&Server], reads: &[(String, String, Value)]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match all_reads_agree(servers, reads) {
+            Ok(()) => return,
+            Err(last) if std::time::Instant::now() > deadline => {
+                panic!("{what}: the instances never agreed with one instance's fold; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+#[test]
+fn three_instances_answer_what_one_would_across_a_kill_and_a_restart() {
+    let (dir, workload) = generated_workload(6_000, 21);
+    let (first, second) = split_lines(&workload, 3_000);
+    let reference = Idfold::new();
+    reference.ingest(&workload);
+    let reads = expected_reads(&reference.fold());
+    let workspaces: std::collections::BTreeSet<&str> =
+        reads.iter().map(|(w, _, _)| w.as_str()).collect();
+    assert!(workspaces.len() >= 10, "many workspaces: {workspaces:?}");
+
+    let topics = KafkaTopics::create(&test_broker(), 6);
+    let config = config(dir.path());
+    let args_of = |instance: &str| -> Vec<String> {
+        let mut args = topics.args();
+        args.extend(
+            [
+                "--config",
+                &config,
+                "--instance-id",
+                instance,
+                "--stages",
+                "fold",
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let start = |data: &Idfold, instance: &str| {
+        let args = args_of(instance);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start(data, &refs, &[])
+    };
+    let data: Vec<Idfold> = (0..3).map(|_| Idfold::new()).collect();
+    let first_server = start(&data[0], "i0");
+    let killed = start(&data[1], "i1");
+    let third = start(&data[2], "i2");
+
+    // Half the events, then the rest while one instance is SIGKILLed.
+    let writer = Idfold::new();
+    on_kafka(
+        &writer,
+        &topics,
+        "ingest",
+        &[first.to_str().expect("UTF-8")],
+    );
+    let (bootstrap, prefix, rest) = (topics.bootstrap.clone(), topics.prefix.clone(), second);
+    let late = std::thread::spawn(move || {
+        let out = std::process::Command::new(harness::BIN)
+            .args(["ingest", "--kafka", &bootstrap, "--topic-prefix", &prefix])
+            .arg(&rest)
+            .env_remove("IDFOLD_DATA")
+            .output()
+            .expect("idfold runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let log = killed.kill();
+    late.join().expect("the second half is in the log");
+
+    // The other two take its partitions, rebuild them, and agree.
+    wait_until_agree("after the kill", &[&first_server, &third], &reads);
+    let members = topics.group_members("fold");
+    let held: BTreeMap<String, Value> = members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["group_instance_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                m["partitions"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        held.values()
+            .all(|p| p.as_array().is_some_and(|p| !p.is_empty())),
+        "the partitions are split between the survivors: {members}\n{log}"
+    );
+
+    // It comes back under its name, rejoins, and all three agree.
+    let back = start(&data[1], "i1");
+    wait_until_agree("after the restart", &[&first_server, &back, &third], &reads);
+}
