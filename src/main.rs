@@ -301,6 +301,10 @@ enum Command {
         kafka: KafkaArgs,
         #[command(flatten)]
         fold: FoldArgs,
+        /// Serve Prometheus metrics (its progress among them) at
+        /// http://ADDR/metrics while it runs.
+        #[arg(long, env = "IDFOLD_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Take events over HTTP (the native API and Segment's tracking API)
     /// and run the pipeline behind it until Ctrl-C or SIGTERM.
@@ -381,7 +385,8 @@ fn main() -> ExitCode {
     commands::init_logging(long_running, cli.log_format);
     // The recorder is for the commands that serve /metrics; others record
     // into nothing.
-    let metrics = if long_running {
+    let serves_metrics = long_running || matches!(cli.command, Command::Rebuild { .. });
+    let metrics = if serves_metrics {
         match idfold_telemetry::install_exporter() {
             Ok(handle) => Some(handle),
             Err(error) => {
@@ -408,12 +413,7 @@ fn main() -> ExitCode {
             fold,
             metrics_addr,
         } => {
-            let server = match (metrics_addr, metrics.clone()) {
-                (Some(address), Some(handle)) => {
-                    commands::MetricsServer::start(address, handle).map(Some)
-                }
-                _ => Ok(None),
-            };
+            let server = commands::MetricsServer::start_if(metrics_addr, metrics.clone());
             server.and_then(|_server| match kafka.settings() {
                 Some(_) => commands::kafka::run(&data, &kafka, until_idle, &fold, stages),
                 None => commands::fold::run(&data, until_idle, &fold),
@@ -449,10 +449,17 @@ fn main() -> ExitCode {
             Some(_) => commands::kafka::dlq(&kafka, json),
             None => commands::query::dlq(&data, json),
         },
-        Command::Rebuild { data, kafka, fold } => match kafka.settings() {
-            Some(_) => commands::kafka::rebuild(&data, &kafka, &fold),
-            None => commands::fold::rebuild(&data, &fold),
-        },
+        Command::Rebuild {
+            data,
+            kafka,
+            fold,
+            metrics_addr,
+        } => commands::MetricsServer::start_if(metrics_addr, metrics.clone()).and_then(|_server| {
+            match kafka.settings() {
+                Some(_) => commands::kafka::rebuild(&data, &kafka, &fold),
+                None => commands::fold::rebuild(&data, &fold),
+            }
+        }),
         Command::Serve {
             data,
             kafka,

@@ -840,11 +840,16 @@ fn with_log_format_json_each_log_line_is_a_json_object_that_says_where_it_serves
     );
     assert_eq!(reply.status, 200);
     let log = stop_cleanly(server);
+    // Every line on stderr is a JSON object: log events and the lines for
+    // the operator alike.
     let lines: Vec<Value> = log
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
         .collect();
+    assert!(lines.iter().any(|l| l["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("listening on http://"))));
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
     let start = lines
         .iter()
         .find(|l| l["message"] == "serving")

@@ -44,10 +44,10 @@ pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
     } else {
         String::new()
     };
-    eprintln!(
+    super::say(&format!(
         "{verb} {} events ({} duplicates dropped, {} undecodable{erased}){position}",
         total.folded, total.duplicates, total.undecodable
-    );
+    ));
 }
 
 pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {

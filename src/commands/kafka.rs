@@ -69,10 +69,10 @@ pub fn run(
     if until_idle {
         if with_producer {
             let report = RawStage::new(&settings, batch)?.run(RunMode::UntilIdle, &stop, |_| {})?;
-            eprintln!(
+            super::say(&format!(
                 "moved {} raw records: {} accepted, {} rejected",
                 report.consumed, report.accepted, report.rejected
-            );
+            ));
         }
         if with_fold {
             let dir = data.open()?;
@@ -170,10 +170,10 @@ pub fn follow(
         let report = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the producer stage panicked"))??;
-        eprintln!(
+        super::say(&format!(
             "stopped after moving {} raw records: {} accepted, {} rejected",
             report.consumed, report.accepted, report.rejected
-        );
+        ));
     }
     if let Some(outcome) = folded {
         summary("stopped after folding", &outcome?, false);

@@ -16,10 +16,22 @@ use std::net::SocketAddr;
 use idfold_telemetry::PrometheusHandle;
 use tracing_subscriber::EnvFilter;
 
+static LOG_FORMAT: std::sync::OnceLock<crate::LogFormat> = std::sync::OnceLock::new();
+
+/// A line for the operator on stderr: as it is in text mode, as a log
+/// event with `--log-format json`, so that stderr holds JSON lines only.
+pub fn say(line: &str) {
+    match LOG_FORMAT.get() {
+        Some(crate::LogFormat::Json) => tracing::info!("{line}"),
+        _ => eprintln!("{line}"),
+    }
+}
+
 /// Logs go to stderr, as text or JSON lines; `IDFOLD_LOG` sets the filter
 /// (default: info for the long-running commands, warnings only for
 /// one-shot ones).
 pub fn init_logging(long_running: bool, format: crate::LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let default = if long_running { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("IDFOLD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -102,6 +114,17 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
+    /// Started when there is an address and a recorder.
+    pub fn start_if(
+        address: Option<SocketAddr>,
+        handle: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Option<MetricsServer>> {
+        match (address, handle) {
+            (Some(address), Some(handle)) => MetricsServer::start(address, handle).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     pub fn start(address: SocketAddr, handle: PrometheusHandle) -> anyhow::Result<MetricsServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -113,7 +136,7 @@ impl MetricsServer {
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {address}: {e}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, "serving /metrics");
-        eprintln!("metrics on http://{bound}/metrics");
+        say(&format!("metrics on http://{bound}/metrics"));
         runtime.spawn(async move {
             if let Err(error) = axum::serve(listener, metrics_router(handle)).await {
                 tracing::warn!(%error, "the metrics server stopped");

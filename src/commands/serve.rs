@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// On Kafka: which stages run beside the server.
     #[arg(long, value_enum, default_value_t = Stages::All)]
     pub stages: Stages,
+    /// Serve /metrics on this address instead of on --listen (keep it off
+    /// the port the world reaches).
+    #[arg(long, env = "IDFOLD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// On Kafka: the URL other instances reach this one's API at (they
     /// forward reads of the workspaces it holds here). Default
     /// `http://LISTEN-ADDRESS`; needed when listening on 0.0.0.0.
@@ -300,7 +304,7 @@ pub fn run(
         cluster,
     );
 
-    eprintln!("listening on http://{address}");
+    super::say(&format!("listening on http://{address}"));
     tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
     if let Some((key, token)) = &access.development {
         eprintln!(
@@ -309,9 +313,13 @@ pub fn run(
         );
     }
 
-    let app = router(writer)
-        .merge(idfold_read_api::router(reads))
-        .merge(super::metrics_router(metrics))
+    let separate_metrics =
+        super::MetricsServer::start_if(args.metrics_addr, Some(metrics.clone()))?;
+    let mut app = router(writer).merge(idfold_read_api::router(reads));
+    if separate_metrics.is_none() {
+        app = app.merge(super::metrics_router(metrics));
+    }
+    let app = app
         .route("/openapi.json", axum::routing::get(openapi))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,
@@ -366,7 +374,7 @@ pub fn run(
         .map_err(|_| anyhow::anyhow!("the pipeline panicked"))?;
     served.context("the HTTP server failed")?;
     pipeline?;
-    eprintln!("stopped");
+    super::say("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

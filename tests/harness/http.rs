@@ -60,7 +60,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let log = server.log();
-            if let Some(address) = log.lines().find_map(|l| l.strip_prefix("listening on ")) {
+            // A text line, or a JSON log line with the same message.
+            let listening = log.lines().find_map(|l| {
+                let (_, rest) = l.split_once("listening on ")?;
+                rest.split(['"', ' ']).next().map(str::to_owned)
+            });
+            if let Some(address) = listening {
                 server.base = address.trim().to_owned();
                 server.dev_key = log
                     .split_whitespace()

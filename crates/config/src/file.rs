@@ -190,6 +190,21 @@ impl IdfoldConfig {
                 ));
             }
         }
+        // A value becomes an environment variable, which cannot hold NUL.
+        for (name, value) in self.environment() {
+            if value.contains('\0') {
+                problems.push(problem(name, "contains a NUL character"));
+            }
+        }
+        if self.workspaces.iter().any(|w| {
+            w.id.contains('\0')
+                || w.write_keys
+                    .iter()
+                    .chain(&w.read_tokens)
+                    .any(|k| k.contains('\0'))
+        }) {
+            problems.push(problem("workspaces", "a value contains a NUL character"));
+        }
         problems.dedup();
         problems
     }
@@ -461,6 +476,13 @@ mod tests {
         assert!(!problems
             .iter()
             .any(|p| p.to_string().contains("short-secret")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_nul_character_is_a_problem_not_a_crash_later() -> Result<(), ConfigError> {
+        let config = parse("data = \"a\\u0000b\"\n")?;
+        assert_eq!(config.check().len(), 1, "{:?}", config.check());
         Ok(())
     }
 

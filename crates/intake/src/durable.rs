@@ -97,9 +97,14 @@ impl DurableWriter {
         // was counted.
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let sent = self.queue.try_send(Job { validated, reply });
-        if sent.is_err() {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-        }
+        let waiting = if sent.is_err() {
+            self.waiting
+                .fetch_sub(1, Ordering::SeqCst)
+                .saturating_sub(1)
+        } else {
+            self.waiting.load(Ordering::SeqCst)
+        };
+        metrics::gauge!(names::HTTP_WRITE_QUEUE).set(waiting as f64);
         match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(IntakeError::Overloaded),

@@ -186,6 +186,13 @@ impl ConsumerContext for FoldContext {
                 for partition in &listed {
                     state.assigned.remove(partition);
                     self.ownership.revoked(*partition);
+                    // Its lag is the new holder's to report now.
+                    metrics::gauge!(
+                        idfold_telemetry::names::CONSUMER_LAG,
+                        "topic" => self.topic.clone(),
+                        "partition" => partition.to_string()
+                    )
+                    .set(0.0);
                 }
                 tracing::info!(partitions = ?listed, "partitions of the canonical log revoked");
                 if cooperative {

@@ -14,14 +14,17 @@ pub(crate) fn record_consumer_statistics(statistics: &Statistics) {
             // -1 is the internal "unassigned" partition; lag and offsets are
             // negative where librdkafka does not know them, which for an
             // empty partition (its end is 0) means nothing to read: 0.
-            if *partition < 0 {
+            // librdkafka goes on reporting partitions this consumer no
+            // longer fetches (revoked ones): only active fetches count.
+            if *partition < 0 || !stats.desired || stats.fetch_state != "active" {
                 continue;
             }
-            let empty = stats.hi_offset == 0;
             let lag = if stats.consumer_lag >= 0 {
                 stats.consumer_lag
-            } else if empty {
-                0
+            } else if stats.hi_offset >= 0 {
+                // Nothing read or committed yet (a new member working
+                // through a backlog): all of it is behind.
+                stats.hi_offset - stats.app_offset.max(stats.lo_offset).max(0)
             } else {
                 continue;
             };

@@ -23,6 +23,8 @@ const COOKIE: &str = "idfold_read";
 /// Months in the chart: the latest this many with activity and the gaps between.
 const CHART_MONTHS: usize = 12;
 const LAST_RESPONSES: usize = 10;
+/// How long a sign-in lasts.
+const SESSION: time::Duration = time::Duration::hours(8);
 
 #[derive(Debug, Deserialize)]
 pub struct SignIn {
@@ -45,14 +47,20 @@ pub async fn dashboard(
         return Html(sign_in_page(None).into_string()).into_response();
     };
     let page = state.blocking(|| overview(&state, &workspace, &find)).await;
-    match page {
+    let mut response = match page {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(error) => (
             error.status(),
             Html(error_page(&error.to_string()).into_string()),
         )
             .into_response(),
-    }
+    };
+    // Personal data: kept by no cache.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// `POST /dashboard/session`: checks the token, then keeps it in a cookie.
@@ -70,6 +78,7 @@ pub async fn sign_in(
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
+        .max_age(SESSION)
         .build();
     (jar.add(cookie), Redirect::to("/")).into_response()
 }
@@ -140,17 +149,18 @@ fn overview(state: &ReadState, workspace: &str, find: &Find) -> Result<Markup, R
     for profile in store.profiles(Some(workspace)) {
         let profile = profile?;
         responses.extend(responses_of(&profile, &ResponseFilter::default()));
+        // Only the newest are shown: keep memory to what is.
+        if responses.len() > 4 * LAST_RESPONSES {
+            newest_first(&mut responses);
+            responses.truncate(LAST_RESPONSES);
+        }
         for ((_, _, filter), size) in segments.iter().zip(sizes.iter_mut()) {
             if filter.matches(&profile, at) {
                 *size += 1;
             }
         }
     }
-    responses.sort_by(|a, b| {
-        b.timestamp
-            .cmp(&a.timestamp)
-            .then(a.response_id.cmp(&b.response_id))
-    });
+    newest_first(&mut responses);
     responses.truncate(LAST_RESPONSES);
     let found = lookup(state, workspace, find);
     Ok(layout(
@@ -224,6 +234,14 @@ fn overview(state: &ReadState, workspace: &str, find: &Find) -> Result<Markup, R
             }
         },
     ))
+}
+
+fn newest_first(responses: &mut [ResponseRow]) {
+    responses.sort_by(|a, b| {
+        b.timestamp
+            .cmp(&a.timestamp)
+            .then(a.response_id.cmp(&b.response_id))
+    });
 }
 
 /// The looked-up profile, a reason it is not there, or nothing asked.
