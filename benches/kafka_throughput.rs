@@ -6,6 +6,11 @@
 //!     atomic batch per partition per flush.
 //! Each is timed until caught up on the pre-loaded events (default 1M over
 //! 200 workspaces; `IDFOLD_BENCH_EVENTS` overrides).
+//! (c) the fold stage with 1, 2 and 3 instances in one consumer group (each
+//!     its own data directory and thread, as separate processes would be),
+//!     until every partition is folded, beside the same ceiling as (b);
+//! (d) the rebuild of one partition holding every event: a fresh fold of a
+//!     canonical log of one partition, beside a no-op consumer of it.
 //!
 //! Run: `deploy/kafka.sh with cargo bench --bench kafka_throughput`
 //! (or set IDFOLD_BENCH_KAFKA=HOST:PORT for a broker of your own).
@@ -90,6 +95,26 @@ fn main() -> anyhow::Result<()> {
     let fold_rate = total.read as f64 / started.elapsed().as_secs_f64();
     anyhow::ensure!(total.read == events, "all events folded: {total:?}");
 
+    let mut instances = Vec::new();
+    for count in 1..=3 {
+        let rate = fold_with_instances(&settings, count, events)?;
+        instances.push((count, rate));
+    }
+
+    // One partition holding every event: what moving it costs.
+    let one = format!("{}-one", settings.topics.events);
+    let mut single = settings.clone();
+    single.topics.events = one.clone();
+    single.producer_group = format!("{prefix}-one-producer");
+    single.fold_group = format!("{prefix}-one-fold");
+    single.partitions = 1;
+    ensure_topics(&single)?;
+    RawStage::new(&single, BATCH)?.run(RunMode::UntilIdle, &stop, |_| {})?;
+    let one_ceiling = noop_consumer(&single, &one, events)?;
+    let one_started = Instant::now();
+    let rebuilt = fold_with_instances(&single, 1, events)?;
+    let one_seconds = one_started.elapsed().as_secs_f64();
+
     println!();
     println!("| stage | events/s | ceiling: no-op rdkafka consumer, same topic | ratio |");
     println!("|---|---:|---:|---:|");
@@ -99,8 +124,95 @@ fn main() -> anyhow::Result<()> {
         "| (b) fold stage: canonical log -> sled | {fold_rate:.0} | {fold_ceiling:.0} | {:.2} |",
         fold_rate / fold_ceiling
     );
+    for (count, rate) in instances {
+        println!(
+            "| (c) fold stage, {count} instance(s) in one group, 6 partitions | {rate:.0} | {fold_ceiling:.0} | {:.2} |",
+            rate / fold_ceiling
+        );
+    }
+    println!(
+        "| (d) rebuild of one partition of {events} events: {one_seconds:.1} s | {rebuilt:.0} | {one_ceiling:.0} | {:.2} |",
+        rebuilt / one_ceiling
+    );
     delete_topics(&settings);
+    delete_topics(&single);
     Ok(())
+}
+
+/// `count` fold stages in one fresh consumer group, each with a data
+/// directory of its own, following the canonical log until every partition
+/// is folded to its end by one of them: events per second, group joins and
+/// rebalances included.
+fn fold_with_instances(
+    settings: &KafkaSettings,
+    count: usize,
+    events: usize,
+) -> anyhow::Result<f64> {
+    use std::sync::Arc;
+    let mut group = settings.clone();
+    group.fold_group = format!(
+        "{}-{count}x-{:04x}",
+        settings.fold_group,
+        rand::thread_rng().gen::<u16>()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let ownerships: Vec<Arc<idfold_cluster::Ownership>> =
+        (0..count).map(|_| Arc::default()).collect();
+    let partitions = {
+        let consumer: BaseConsumer = settings_consumer(settings, &group.fold_group).create()?;
+        let metadata =
+            consumer.fetch_metadata(Some(&settings.topics.events), Duration::from_secs(10))?;
+        metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len())
+    };
+    let started = Instant::now();
+    let workers: Vec<_> = ownerships
+        .iter()
+        .map(|ownership| {
+            let (group, stop, ownership) = (group.clone(), stop.clone(), ownership.clone());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let tmp = tempfile::tempdir()?;
+                let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+                let projector = Projector::open(
+                    &dir,
+                    FoldOptions {
+                        batch_size: BATCH,
+                        ..FoldOptions::default()
+                    },
+                )?;
+                FoldStage::new(&group, projector, BATCH, ownership)?.run(
+                    RunMode::Follow,
+                    &stop,
+                    |_| {},
+                )?;
+                Ok(())
+            })
+        })
+        .collect();
+    // Done when every partition is held, complete, by one of them.
+    let deadline = started + Duration::from_secs(900);
+    loop {
+        let ready: std::collections::BTreeSet<u32> = ownerships
+            .iter()
+            .flat_map(|o| o.held())
+            .filter(|(_, state)| *state == idfold_cluster::PartitionState::Ready)
+            .map(|(p, _)| p)
+            .collect();
+        if ready.len() == partitions || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a fold stage panicked"))??;
+    }
+    Ok(events as f64 / seconds)
 }
 
 /// Validation and encoding alone, from memory, on one core: the work the
@@ -194,6 +306,9 @@ fn delete_topics(settings: &KafkaSettings) {
         settings.topics.raw[0].as_str(),
         settings.topics.events.as_str(),
         settings.topics.dead_letters.as_str(),
+        settings.topics.mau.as_str(),
+        settings.topics.profiles.as_str(),
+        settings.topics.instances.as_str(),
     ];
     let _ = futures_executor::block_on(admin.delete_topics(&names, &AdminOptions::new()));
 }
