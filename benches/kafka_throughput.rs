@@ -78,14 +78,7 @@ fn main() -> anyhow::Result<()> {
 
     let fold_ceiling = noop_consumer(&settings, &settings.topics.events, events)?;
     let tmp = tempfile::tempdir()?;
-    let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
-    let projector = Projector::open(
-        &dir,
-        FoldOptions {
-            batch_size: BATCH,
-            ..FoldOptions::default()
-        },
-    )?;
+    let projector = fresh_projector(&tmp)?;
     let started = Instant::now();
     let total = FoldStage::new(&settings, projector, BATCH, Default::default())?.run(
         RunMode::UntilIdle,
@@ -174,14 +167,7 @@ fn fold_with_instances(
             let (group, stop, ownership) = (group.clone(), stop.clone(), ownership.clone());
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let tmp = tempfile::tempdir()?;
-                let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
-                let projector = Projector::open(
-                    &dir,
-                    FoldOptions {
-                        batch_size: BATCH,
-                        ..FoldOptions::default()
-                    },
-                )?;
+                let projector = fresh_projector(&tmp)?;
                 FoldStage::new(&group, projector, BATCH, ownership)?.run(
                     RunMode::Follow,
                     &stop,
@@ -213,6 +199,18 @@ fn fold_with_instances(
             .map_err(|_| anyhow::anyhow!("a fold stage panicked"))??;
     }
     Ok(events as f64 / seconds)
+}
+
+/// A projector on a fresh data directory (kept while `tmp` lives).
+fn fresh_projector(tmp: &tempfile::TempDir) -> anyhow::Result<Projector> {
+    let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+    Ok(Projector::open(
+        &dir,
+        FoldOptions {
+            batch_size: BATCH,
+            ..FoldOptions::default()
+        },
+    )?)
 }
 
 /// Validation and encoding alone, from memory, on one core: the work the

@@ -19,12 +19,15 @@ const ACME_KEY: &str = "wk_acme_test_0123456789";
 const BETA_KEY: &str = "wk_beta_test_0123456789";
 
 fn with_config(idfold: &Idfold) -> Server {
+    with_config_and(idfold, &[])
+}
+
+/// `serve --config tests/fixtures/serve.toml EXTRA...`.
+fn with_config_and(idfold: &Idfold, extra: &[&str]) -> Server {
     let config = fixture("serve.toml");
-    Server::start(
-        idfold,
-        &["--config", config.to_str().expect("UTF-8 path")],
-        &[],
-    )
+    let mut args = vec!["--config", config.to_str().expect("UTF-8 path")];
+    args.extend_from_slice(extra);
+    Server::start(idfold, &args, &[])
 }
 
 fn track(message_id: &str, extra: Value) -> Vec<u8> {
@@ -697,17 +700,7 @@ fn on_kafka_every_event_answered_2xx_is_in_the_log_across_a_broker_stop_and_a_ki
 fn a_client_holding_a_request_open_cannot_keep_serve_from_stopping() {
     use std::io::Write;
     let idfold = Idfold::new();
-    let config = fixture("serve.toml");
-    let server = Server::start(
-        &idfold,
-        &[
-            "--config",
-            config.to_str().expect("UTF-8"),
-            "--ack-timeout",
-            "1",
-        ],
-        &[],
-    );
+    let server = with_config_and(&idfold, &["--ack-timeout", "1"]);
     let address = server.base.trim_start_matches("http://").to_owned();
     let mut held = std::net::TcpStream::connect(&address).expect("connects");
     held.write_all(b"POST /v1/track HTTP/1.1\r\nHost: x\r\n")
@@ -822,17 +815,7 @@ fn nothing_answered_2xx_is_lost_across_a_sigterm_under_load() {
 #[test]
 fn with_log_format_json_each_log_line_is_a_json_object_that_says_where_it_serves() {
     let idfold = Idfold::new();
-    let config = fixture("serve.toml");
-    let server = Server::start(
-        &idfold,
-        &[
-            "--config",
-            config.to_str().expect("UTF-8"),
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
+    let server = with_config_and(&idfold, &["--log-format", "json"]);
     let reply = post(
         &server.url("/v1/batch"),
         &[("Authorization", &basic(ACME_KEY))],

@@ -121,16 +121,7 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
     // profiles, latest value per key, for any Kafka client to read.
     let mut rows = serde_json::Map::new();
     let mut profiles = serde_json::Map::new();
-    for line in expected.lines() {
-        let mut value: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        let record = value["record"].as_str().unwrap_or_default().to_owned();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("record");
-        }
-        let workspace = value["workspace_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+    for (record, workspace, value) in harness::export_records(&expected) {
         if record == "mau" {
             let month = value["month"].as_str().unwrap_or_default().to_owned();
             rows.insert(format!("{workspace}/{month}"), value);
@@ -394,18 +385,22 @@ fn an_instance_id_makes_the_fold_a_static_member_of_its_group() {
         "ingest",
         &[sample.to_str().unwrap_or_default()],
     );
-    let (_, stderr) = on_kafka(
-        &idfold,
-        &topics,
-        "run",
-        &[
-            "--until-idle",
-            "--stages",
-            "fold",
-            "--instance-id",
-            "idfold-a",
-        ],
-    );
+    let as_idfold_a = || {
+        on_kafka(
+            &idfold,
+            &topics,
+            "run",
+            &[
+                "--until-idle",
+                "--stages",
+                "fold",
+                "--instance-id",
+                "idfold-a",
+            ],
+        )
+        .1
+    };
+    let stderr = as_idfold_a();
     assert_eq!(folded(&stderr), 18, "{stderr}");
     let group = topics.group_members("fold");
     let members = group["members"].as_array().expect("members");
@@ -419,18 +414,7 @@ fn an_instance_id_makes_the_fold_a_static_member_of_its_group() {
     // Back under the same name at once: it takes its partitions up where its
     // state ends, with nothing new to fold.
     let started = Instant::now();
-    let (_, stderr) = on_kafka(
-        &idfold,
-        &topics,
-        "run",
-        &[
-            "--until-idle",
-            "--stages",
-            "fold",
-            "--instance-id",
-            "idfold-a",
-        ],
-    );
+    let stderr = as_idfold_a();
     assert_eq!(folded(&stderr), 0, "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }

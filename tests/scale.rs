@@ -6,10 +6,9 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::http::{call, Server};
+use harness::http::Server;
 use harness::kafka::{on_kafka, split_lines, test_broker, KafkaTopics};
 use harness::{generated_workload, Idfold};
 use serde_json::Value;
@@ -38,39 +37,40 @@ fn config(dir: &std::path::Path) -> String {
 /// What one instance folding everything answers: (path, JSON) for every
 /// workspace's MAU row of every active month, and for every profile.
 fn expected_reads(export: &str) -> Vec<(String, String, Value)> {
-    let mut reads = Vec::new();
-    for line in export.lines() {
-        let mut value: Value = serde_json::from_str(line).expect("JSON");
-        let record = value["record"].as_str().unwrap_or_default().to_owned();
-        if let Some(map) = value.as_object_mut() {
-            map.remove("record");
-        }
-        let workspace = value["workspace_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let path = if record == "mau" {
-            format!(
-                "/v1/workspaces/{workspace}/mau?month={}",
-                value["month"].as_str().unwrap_or_default()
-            )
-        } else {
-            format!(
-                "/v1/workspaces/{workspace}/profiles/{}",
-                value["id"].as_str().unwrap_or_default()
-            )
-        };
-        reads.push((workspace, path, value));
-    }
-    reads
+    harness::export_records(export)
+        .into_iter()
+        .map(|(record, workspace, value)| {
+            let path = if record == "mau" {
+                format!(
+                    "/v1/workspaces/{workspace}/mau?month={}",
+                    value["month"].as_str().unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "/v1/workspaces/{workspace}/profiles/{}",
+                    value["id"].as_str().unwrap_or_default()
+                )
+            };
+            (workspace, path, value)
+        })
+        .collect()
 }
 
 /// Every expected read, each sent to the next instance in turn, answers
 /// the expected JSON.
 fn all_reads_agree(servers: &[&Server], reads: &[(String, String, Value)]) -> Result<(), String> {
+    let client = harness::http::agent();
     for (i, (workspace, path, expected)) in reads.iter().enumerate() {
         let server = servers[i % servers.len()];
-        let reply = call(server, "GET", path, Some(&token(workspace)));
+        let auth = format!("Bearer {}", token(workspace));
+        let reply = harness::http::try_request(
+            &client,
+            "GET",
+            &server.url(path),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .map_err(|e| format!("{path}: {e}"))?;
         if reply.status != 200 || &reply.body != expected {
             return Err(format!("{path}: {} {}", reply.status, reply.text));
         }
@@ -84,7 +84,11 @@ fn wait_until_agree(what: &str, servers: &[&Server], reads: &[(String, String, V
         match all_reads_agree(servers, reads) {
             Ok(()) => return,
             Err(last) if std::time::Instant::now() > deadline => {
-                panic!("{what}: the instances never agreed with one instance's fold; last: {last}")
+                let logs: Vec<String> = servers.iter().map(|s| s.log()).collect();
+                panic!(
+                    "{what}: the instances never agreed with one instance's fold; last: {last}\n{}",
+                    logs.join("\n----\n")
+                )
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -157,24 +161,25 @@ fn three_instances_answer_what_one_would_across_a_kill_and_a_restart() {
 
     // The other two take its partitions, rebuild them, and agree.
     wait_until_agree("after the kill", &[&first_server, &third], &reads);
-    let members = topics.group_members("fold");
-    let held: BTreeMap<String, Value> = members["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["group_instance_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                m["partitions"].clone(),
-            )
-        })
-        .collect();
+    // Once the group settles, the two survivors share the six partitions.
+    let mut members = Value::Null;
+    let settled = (0..60).any(|_| {
+        members = topics.group_members("fold");
+        let held: Vec<usize> = members["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| m["partitions"].as_array().map_or(0, Vec::len))
+            .collect();
+        let done =
+            held.len() == 2 && held.iter().all(|n| *n > 0) && held.iter().sum::<usize>() == 6;
+        if !done {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        done
+    });
     assert!(
-        held.values()
-            .all(|p| p.as_array().is_some_and(|p| !p.is_empty())),
+        settled,
         "the partitions are split between the survivors: {members}\n{log}"
     );
 

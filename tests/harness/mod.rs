@@ -19,6 +19,26 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The records of an `idfold export`: (kind: `profile` or `mau`, workspace,
+/// the JSON without its `record` field, as the API serves it).
+pub fn export_records(export: &str) -> Vec<(String, String, serde_json::Value)> {
+    export
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let record = value["record"].as_str().unwrap_or_default().to_owned();
+            if let Some(map) = value.as_object_mut() {
+                map.remove("record");
+            }
+            let workspace = value["workspace_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (record, workspace, value)
+        })
+        .collect()
+}
+
 /// The lines of a fixture file that belong to `workspace`.
 pub fn fixture_lines(name: &str, workspace: &str) -> Vec<String> {
     std::fs::read_to_string(fixture(name))

@@ -68,14 +68,29 @@ impl Watermarks {
 }
 
 /// The partitions of a topic that must exist.
+/// How long, and how far apart, a failed metadata request is repeated (an
+/// unreachable broker fails after the first request's timeout).
+const METADATA_PATIENCE: Duration = Duration::from_secs(5);
+const METADATA_RETRY: Duration = Duration::from_millis(250);
+
 pub(crate) fn partitions_of<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     bootstrap: &str,
     topic: &str,
 ) -> Result<Vec<i32>, KafkaStageError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .map_err(|e| unreachable(bootstrap, &e))?;
+    // Right after a topic is created the broker may answer "not leader"
+    // for a moment: ask again for a few seconds before giving up.
+    let give_up = std::time::Instant::now() + METADATA_PATIENCE;
+    let metadata = loop {
+        match consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
+            Ok(metadata) => break metadata,
+            Err(error) if std::time::Instant::now() < give_up => {
+                tracing::debug!(%error, "asking the broker for metadata again");
+                std::thread::sleep(METADATA_RETRY);
+            }
+            Err(error) => return Err(unreachable(bootstrap, &error)),
+        }
+    };
     let found = metadata
         .topics()
         .iter()
