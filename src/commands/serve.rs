@@ -244,22 +244,22 @@ pub fn run(
             };
             let role = super::kafka::ClusterRole {
                 ownership: Arc::default(),
+                // Unique where the URL is: every instance has its own.
                 instance: settings
                     .instance_id
                     .clone()
-                    .unwrap_or_else(|| format!("idfold-{address}")),
+                    .unwrap_or_else(|| format!("idfold-{url}")),
                 url,
             };
             let registry = Arc::new(idfold_cluster::Registry::default());
             let view = ClusterView::new(&role.instance, role.ownership.clone(), registry.clone());
             {
-                let (settings, stop) = (settings.clone(), stop.clone());
+                let (settings, stop, ownership) =
+                    (settings.clone(), stop.clone(), role.ownership.clone());
                 std::thread::Builder::new()
                     .name("instances".into())
                     .spawn(move || {
-                        if let Err(error) = idfold_kafka::follow_instances(&settings, &registry, &stop) {
-                            tracing::warn!(%error, "cannot read the instances topic: reads of workspaces held elsewhere get 503");
-                        }
+                        idfold_kafka::follow_instances(&settings, &registry, &ownership, &stop)
                     })?;
             }
             let stop = stop.clone();

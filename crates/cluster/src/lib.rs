@@ -12,5 +12,5 @@ mod route;
 
 pub use ownership::{Ownership, PartitionState};
 pub use partitioner::partition_of;
-pub use registry::{InstanceInfo, Registry};
+pub use registry::{InstanceInfo, Registry, CLAIM_LIFETIME_MS};
 pub use route::{route, Route};

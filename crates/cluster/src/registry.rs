@@ -22,6 +22,13 @@ pub struct InstanceInfo {
     pub at_ms: u64,
 }
 
+/// An announcement not renewed within this long no longer counts: three
+/// announcement periods (an instance repeats itself every 5 s).
+pub const CLAIM_LIFETIME_MS: u64 = 15_000;
+/// Clocks differ a little; an announcement further ahead than this is not
+/// believed (it would outrank every honest one).
+const CLOCK_SKEW_MS: u64 = 60_000;
+
 #[derive(Debug, Default)]
 pub struct Registry {
     instances: RwLock<BTreeMap<String, InstanceInfo>>,
@@ -49,12 +56,23 @@ impl Registry {
     }
 
     /// The instance that most recently claimed `partition`, other than
-    /// `except` (this instance), with whether it says the partition is ready.
-    pub fn owner_of(&self, partition: u32, except: &str) -> Option<(InstanceInfo, bool)> {
+    /// `except` (this instance), with whether it says the partition is
+    /// ready. Claims older than `CLAIM_LIFETIME_MS` or from the future (as
+    /// of `now_ms`) do not count.
+    pub fn owner_of(
+        &self,
+        partition: u32,
+        except: &str,
+        now_ms: u64,
+    ) -> Option<(InstanceInfo, bool)> {
         let instances = self.instances.read().ok()?;
         instances
             .values()
             .filter(|i| i.instance != except)
+            .filter(|i| {
+                i.at_ms.saturating_add(CLAIM_LIFETIME_MS) >= now_ms
+                    && i.at_ms <= now_ms.saturating_add(CLOCK_SKEW_MS)
+            })
             .filter_map(|i| {
                 let ready = i.ready.contains(&partition);
                 (ready || i.catching_up.contains(&partition)).then(|| (i.clone(), ready))

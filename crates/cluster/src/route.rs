@@ -17,13 +17,24 @@ pub enum Route {
     Unowned { partition: u32 },
 }
 
-/// The route of a read of `workspace` on instance `me`.
-pub fn route(workspace: &str, me: &str, ownership: &Ownership, registry: &Registry) -> Route {
-    let partition = partition_of(workspace, ownership.partition_count());
+/// The route of a read of `workspace` on instance `me`, at `now_ms`.
+pub fn route(
+    workspace: &str,
+    me: &str,
+    ownership: &Ownership,
+    registry: &Registry,
+    now_ms: u64,
+) -> Route {
+    let count = ownership.partition_count();
+    let partition = partition_of(workspace, count);
+    if count == 0 {
+        // The canonical log's size is not known yet: nobody can be named.
+        return Route::Unowned { partition };
+    }
     match ownership.state_of(partition) {
         Some(PartitionState::Ready) => Route::Here,
         Some(PartitionState::CatchingUp { .. }) => Route::Rebuilding { partition },
-        None => match registry.owner_of(partition, me) {
+        None => match registry.owner_of(partition, me, now_ms) {
             Some((owner, _)) => Route::Forward {
                 url: owner.url,
                 partition,
@@ -36,7 +47,7 @@ pub fn route(workspace: &str, me: &str, ownership: &Ownership, registry: &Regist
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::InstanceInfo;
+    use crate::registry::{InstanceInfo, CLAIM_LIFETIME_MS};
 
     fn info(instance: &str, ready: Vec<u32>, catching_up: Vec<u32>, at_ms: u64) -> InstanceInfo {
         InstanceInfo {
@@ -54,6 +65,7 @@ mod tests {
         ownership.set_partition_count(6);
         let registry = Registry::default();
         let p = partition_of("acme", 6);
+        let route = |w: &str, me: &str, o: &Ownership, r: &Registry| route(w, me, o, r, 30);
         assert_eq!(
             route("acme", "a", &ownership, &registry),
             Route::Unowned { partition: p }
@@ -82,7 +94,27 @@ mod tests {
         // An older announcement does not replace a newer one.
         registry.update("c", Some(info("c", vec![], vec![], 5)));
         assert!(registry
-            .owner_of(p, "a")
+            .owner_of(p, "a", 30)
             .is_some_and(|(i, _)| i.instance == "c"));
+        // A claim not renewed for a while (its instance was killed) lapses.
+        assert!(registry
+            .owner_of(p, "a", 20 + CLAIM_LIFETIME_MS + 1)
+            .is_none());
+        // A claim from the future is not believed.
+        registry.update("d", Some(info("d", vec![p], vec![], 10_000_000)));
+        assert!(registry
+            .owner_of(p, "a", 30)
+            .is_some_and(|(i, _)| i.instance == "c"));
+    }
+
+    #[test]
+    fn with_no_partition_count_known_nobody_is_named() {
+        let ownership = Ownership::default();
+        let registry = Registry::default();
+        registry.update("b", Some(info("b", vec![0], vec![], 10)));
+        assert!(matches!(
+            route("acme", "a", &ownership, &registry, 10),
+            Route::Unowned { .. }
+        ));
     }
 }

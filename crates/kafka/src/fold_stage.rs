@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use idfold_cluster::Ownership;
+use idfold_cluster::{Ownership, PartitionState};
 use idfold_log::LogRecord;
 use idfold_projector::{BatchReport, Projector};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -421,6 +421,33 @@ impl FoldStage {
             }
             let state = context.lock();
             if idle {
+                // A partition whose end could not be read at its assignment
+                // is asked again, so that it does not wait for a rebalance.
+                for (partition, held) in context.ownership.held() {
+                    let unknown = matches!(
+                        held,
+                        PartitionState::CatchingUp {
+                            target: u64::MAX,
+                            ..
+                        }
+                    );
+                    let end = i32::try_from(partition)
+                        .ok()
+                        .filter(|_| unknown)
+                        .and_then(|p| {
+                            self.consumer
+                                .fetch_watermarks(topic, p, REBALANCE_TIMEOUT)
+                                .ok()
+                        });
+                    if let Some((_, high)) = end {
+                        let position = state.projector.store().position(partition)?;
+                        context.ownership.assigned(
+                            partition,
+                            position,
+                            u64::try_from(high).unwrap_or(u64::MAX),
+                        );
+                    }
+                }
                 if let Some(target) = &target {
                     if caught_up(&state, topic, target)? {
                         break;

@@ -113,10 +113,28 @@ impl Announcer {
     }
 }
 
-/// Reads every announcement into `registry` until `stop` is raised.
+/// Reads every announcement into `registry` until `stop` is raised, and
+/// tells `ownership` the canonical log's partition count (an instance
+/// without the fold stage needs it to route reads too). A broker that
+/// cannot be reached is tried again every few seconds.
 pub fn follow_instances(
     settings: &KafkaSettings,
     registry: &Arc<Registry>,
+    ownership: &Ownership,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        if let Err(error) = read_instances(settings, registry, ownership, stop) {
+            tracing::warn!(%error, "cannot read the instances topic yet; trying again (reads of workspaces held elsewhere get 503 meanwhile)");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+}
+
+fn read_instances(
+    settings: &KafkaSettings,
+    registry: &Arc<Registry>,
+    ownership: &Ownership,
     stop: &AtomicBool,
 ) -> Result<(), KafkaStageError> {
     // No group: it reads every partition from the start, and commits nothing.
@@ -129,6 +147,10 @@ pub fn follow_instances(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?;
+    if ownership.partition_count() == 0 {
+        let events = partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
+        ownership.set_partition_count(u32::try_from(events.len()).unwrap_or(u32::MAX));
+    }
     let topic = settings.topics.instances.as_str();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions_of(&consumer, &settings.bootstrap, topic)? {

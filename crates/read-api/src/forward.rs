@@ -62,13 +62,19 @@ fn unavailable(why: String, partition: u32) -> Response {
     response
 }
 
-/// The workspace a `/v1/workspaces/{workspace}/...` path names.
-fn workspace_of(uri: &Uri) -> Option<&str> {
-    uri.path()
+/// The workspace a `/v1/workspaces/{workspace}/...` path names, decoded
+/// as the handlers decode it (`%77s-1` is `ws-1`).
+fn workspace_of(uri: &Uri) -> Option<String> {
+    let segment = uri
+        .path()
         .strip_prefix("/v1/workspaces/")?
         .split('/')
         .next()
-        .filter(|w| !w.is_empty())
+        .filter(|w| !w.is_empty())?;
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|w| w.into_owned())
 }
 
 /// Middleware for the workspace routes.
@@ -80,11 +86,18 @@ pub async fn route_to_owner(
     let Some(cluster) = state.cluster() else {
         return next.run(request).await;
     };
-    let Some(workspace) = workspace_of(request.uri()).map(str::to_owned) else {
+    let Some(workspace) = workspace_of(request.uri()) else {
         return next.run(request).await;
     };
     let forwarded = request.headers().contains_key(FORWARDED);
-    match route(&workspace, &cluster.instance, &cluster.ownership, &cluster.registry) {
+    let now_ms = u64::try_from(state.now() / 1_000_000).unwrap_or(0);
+    match route(
+        &workspace,
+        &cluster.instance,
+        &cluster.ownership,
+        &cluster.registry,
+        now_ms,
+    ) {
         Route::Here => next.run(request).await,
         Route::Rebuilding { partition } => unavailable(
             format!("partition {partition}, which holds this workspace, is being rebuilt here; try again shortly"),
@@ -117,6 +130,8 @@ async fn forward(cluster: &ClusterView, base: &str, partition: u32, request: Req
     };
     parts.uri = uri;
     parts.headers.remove(header::HOST);
+    // The dashboard's cookie holds a read token; no workspace route needs it.
+    parts.headers.remove(header::COOKIE);
     parts
         .headers
         .insert(FORWARDED, HeaderValue::from_static("1"));
@@ -146,7 +161,9 @@ mod tests {
         let uri: Uri = "/v1/workspaces/acme/mau?month=2026-01"
             .parse()
             .unwrap_or_default();
-        assert_eq!(workspace_of(&uri), Some("acme"));
+        assert_eq!(workspace_of(&uri).as_deref(), Some("acme"));
+        let uri: Uri = "/v1/workspaces/%77s-1/mau".parse().unwrap_or_default();
+        assert_eq!(workspace_of(&uri).as_deref(), Some("ws-1"));
         let uri: Uri = "/v1/workspaces//mau".parse().unwrap_or_default();
         assert_eq!(workspace_of(&uri), None);
         let uri: Uri = "/healthz".parse().unwrap_or_default();
