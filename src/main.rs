@@ -113,6 +113,10 @@ pub struct KafkaArgs {
     /// pod name fits.
     #[arg(long, env = "IDFOLD_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Seconds a stage waits for a topic that does not exist (a new topic
+    /// takes a moment to reach every broker) before it stops.
+    #[arg(long, env = "IDFOLD_KAFKA_TOPIC_GRACE_SECS", default_value_t = 60)]
+    pub kafka_topic_grace: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +165,7 @@ impl KafkaArgs {
         settings.partitions = self.kafka_partitions;
         settings.session_timeout = std::time::Duration::from_secs(self.kafka_session_timeout);
         settings.instance_id = self.instance_id.clone().filter(|i| !i.trim().is_empty());
+        settings.topic_grace = std::time::Duration::from_secs(self.kafka_topic_grace);
         Some(settings)
     }
 }

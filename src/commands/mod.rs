@@ -145,3 +145,18 @@ impl MetricsServer {
         Ok(MetricsServer { _runtime: runtime })
     }
 }
+
+/// A dead letter's original bytes in JSON: `("raw", text)` where they are
+/// UTF-8, `("raw_base64", base64)` otherwise, so no byte is lost.
+pub fn raw_bytes_json(raw: &[u8]) -> (&'static str, serde_json::Value) {
+    match std::str::from_utf8(raw) {
+        Ok(text) => ("raw", serde_json::Value::from(text)),
+        Err(_) => {
+            use base64::Engine;
+            (
+                "raw_base64",
+                serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(raw)),
+            )
+        }
+    }
+}

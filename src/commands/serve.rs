@@ -138,11 +138,17 @@ impl Readiness for AlwaysReady {
     }
 }
 
-struct KafkaReadiness(Arc<idfold_kafka::KafkaWriter>);
+/// Ready when the broker answers with the canonical log and no stage is
+/// waiting out a fault.
+struct KafkaReadiness {
+    writer: Arc<idfold_kafka::KafkaWriter>,
+    stages: Arc<idfold_kafka::StageHealth>,
+}
 
 impl Readiness for KafkaReadiness {
     fn check(&self) -> Result<(), String> {
-        self.0.check_reachable(Duration::from_secs(2))
+        self.writer.check_reachable(Duration::from_secs(2))?;
+        self.stages.check()
     }
 }
 
@@ -263,6 +269,8 @@ pub fn run(
                     })?;
             }
             let stop = stop.clone();
+            let health = Arc::new(idfold_kafka::StageHealth::default());
+            let stage_health = health.clone();
             let pipeline = std::thread::Builder::new()
                 .name("stages".into())
                 .spawn(move || {
@@ -273,6 +281,7 @@ pub fn run(
                         stages,
                         &stop,
                         Some(&role),
+                        &stage_health,
                     );
                     // However the stages end, the server stops with them.
                     stop.store(true, Ordering::SeqCst);
@@ -281,7 +290,10 @@ pub fn run(
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
-                Box::new(KafkaReadiness(kafka_writer)),
+                Box::new(KafkaReadiness {
+                    writer: kafka_writer,
+                    stages: health,
+                }),
                 limits,
                 super::system_clock,
             );

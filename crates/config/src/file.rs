@@ -73,6 +73,8 @@ pub struct KafkaSection {
     pub compression: Option<Compression>,
     pub partitions: Option<i32>,
     pub session_timeout_secs: Option<u64>,
+    /// How long a stage waits for a missing topic (`IDFOLD_KAFKA_TOPIC_GRACE_SECS`).
+    pub topic_grace_secs: Option<u64>,
     /// Static membership in the consumer groups (`IDFOLD_INSTANCE_ID`).
     pub instance_id: Option<String>,
 }
@@ -274,6 +276,10 @@ impl IdfoldConfig {
                 kafka.session_timeout_secs.map(|s| s.to_string()),
             );
             put("IDFOLD_INSTANCE_ID", kafka.instance_id.clone());
+            put(
+                "IDFOLD_KAFKA_TOPIC_GRACE_SECS",
+                kafka.topic_grace_secs.map(|s| s.to_string()),
+            );
         }
         let limits = &self.limits;
         let as_u64 = |n: Option<usize>| n.and_then(|n| u64::try_from(n).ok());
