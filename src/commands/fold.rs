@@ -50,6 +50,38 @@ pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
     ));
 }
 
+/// Says when a follower of the embedded log has caught up: a log line when
+/// a batch first drains the log (again after it fell a whole batch behind),
+/// and `idfold_fold_partition_caught_up{topic="embedded",partition}`.
+#[derive(Debug, Default)]
+pub struct CaughtUpSignal {
+    caught_up: Option<bool>,
+}
+
+impl CaughtUpSignal {
+    /// A batch of `read` records, of at most `batch_size`, ended at `position`.
+    pub fn observe(&mut self, partition: u32, read: usize, batch_size: usize, position: u64) {
+        let caught_up = read < batch_size;
+        if self.caught_up == Some(caught_up) {
+            return;
+        }
+        self.caught_up = Some(caught_up);
+        metrics::gauge!(
+            idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
+            "topic" => "embedded",
+            "partition" => partition.to_string()
+        )
+        .set(if caught_up { 1.0 } else { 0.0 });
+        if caught_up {
+            tracing::info!(
+                partition,
+                position,
+                "caught up: the fold reached the end of the embedded log"
+            );
+        }
+    }
+}
+
 pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     if until_idle {
         let dir = data.open()?;
@@ -72,6 +104,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     let (stop, runtime) = super::stop_on_signal()?;
     let mut total = BatchReport::default();
     let mut cache = WorkspaceCache::default();
+    let mut signal = CaughtUpSignal::default();
     while !stop.load(Ordering::SeqCst) {
         // Hold the directory while there is work, at most MAX_HOLD at a time.
         // A long `ingest` may hold it for a while: a follower waits it out.
@@ -93,6 +126,12 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
             idle = true;
             for partition in log.partitions() {
                 let batch = projector.fold_batch(&log, partition)?;
+                signal.observe(
+                    partition,
+                    batch.read,
+                    options(args).batch_size,
+                    projector.store().position(partition)?,
+                );
                 if batch.read > 0 {
                     idle = false;
                     total.add(&batch);

@@ -189,6 +189,7 @@ pub fn run(
             let log = Arc::new(EmbeddedLog::open(&dir)?);
             let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
             let projector = Projector::open(&dir, options(fold))?;
+            let batch_size = options(fold).batch_size;
             projector.store().bind_log(EMBEDDED_LOG)?;
             let events: SharedEventSink = log.clone();
             let erasures = ErasureLog::new(events.clone(), true);
@@ -198,7 +199,7 @@ pub fn run(
             let stop = stop.clone();
             let pipeline = std::thread::Builder::new()
                 .name("fold".into())
-                .spawn(move || fold_embedded(&log, projector, &stop))?;
+                .spawn(move || fold_embedded(&log, projector, batch_size, &stop))?;
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
@@ -316,14 +317,15 @@ pub fn run(
         cluster,
     );
 
-    super::say(&format!("listening on http://{address}"));
-    tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
+    // The development key comes first: whoever reads `listening on` has it.
     if let Some((key, token)) = &access.development {
         eprintln!(
             "no write keys configured: serving workspace `{DEV_WORKSPACE}` on loopback only; \
              development write key: {key} read token: {token}"
         );
     }
+    super::say(&format!("listening on http://{address}"));
+    tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
 
     let separate_metrics =
         super::MetricsServer::start_if(args.metrics_addr, Some(metrics.clone()))?;
@@ -411,13 +413,16 @@ async fn wait_for_flag(flag: Arc<AtomicBool>) {
 fn fold_embedded(
     log: &EmbeddedLog,
     mut projector: Projector,
+    batch_size: usize,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut total = BatchReport::default();
+    let mut signal = super::fold::CaughtUpSignal::default();
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             let batch = projector.fold_batch(log, 0)?;
+            signal.observe(0, batch.read, batch_size, projector.store().position(0)?);
             total.add(&batch);
             if batch.read == 0 {
                 if stopping {

@@ -260,6 +260,11 @@ impl FoldStage {
         batch_size: usize,
         ownership: Arc<Ownership>,
     ) -> Result<FoldStage, KafkaStageError> {
+        // A stage built again after a fault holds nothing until the group
+        // assigns it partitions: what its predecessor held is not claimed.
+        for partition in ownership.held().into_keys() {
+            ownership.revoked(partition);
+        }
         // Each batch's MAU rows and profile changes go to their compacted
         // topics before the batch commits.
         projector.publish_changes_to(Box::new(crate::writer::KafkaWriter::new(settings)?));
