@@ -14,7 +14,9 @@ mod profiles;
 mod responses;
 mod routes;
 mod segments;
+mod session;
 
+pub use dashboard::DashboardSettings;
 pub use erasure::{erasure_request, outcome_json, ErasureLog};
 pub use error::ReadError;
 pub use forward::ClusterView;
