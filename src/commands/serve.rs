@@ -337,6 +337,9 @@ pub fn run(
         .route("/openapi.json", axum::routing::get(openapi))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,
+        ))
+        .layer(axum::middleware::map_response(
+            idfold_read_api::security_headers,
         ));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that
