@@ -138,7 +138,10 @@ impl MetricsServer {
         tracing::info!(address = %bound, "serving /metrics");
         say(&format!("metrics on http://{bound}/metrics"));
         runtime.spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics_router(handle)).await {
+            let app = metrics_router(handle).layer(axum::middleware::map_response(
+                idfold_read_api::security_headers,
+            ));
+            if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the metrics server stopped");
             }
         });

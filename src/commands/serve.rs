@@ -57,6 +57,17 @@ pub struct ServeArgs {
     /// `http://LISTEN-ADDRESS`; needed when listening on 0.0.0.0.
     #[arg(long, env = "IDFOLD_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// Mark the dashboard's session cookie `Secure`: turn it on whenever
+    /// the dashboard is reached over HTTPS (a TLS proxy in front).
+    #[arg(
+        long,
+        env = "IDFOLD_DASHBOARD_SECURE_COOKIE",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub dashboard_secure_cookie: bool,
 }
 
 /// Who may write and read what: from the configuration, or, with none,
@@ -315,6 +326,9 @@ pub fn run(
         super::system_clock,
         Some(erasures),
         cluster,
+        idfold_read_api::DashboardSettings {
+            secure_cookie: args.dashboard_secure_cookie,
+        },
     );
 
     // The development key comes first: whoever reads `listening on` has it.
@@ -337,6 +351,9 @@ pub fn run(
         .route("/openapi.json", axum::routing::get(openapi))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,
+        ))
+        .layer(axum::middleware::map_response(
+            idfold_read_api::security_headers,
         ));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that

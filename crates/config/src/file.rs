@@ -27,6 +27,8 @@ pub struct IdfoldConfig {
     #[serde(default)]
     pub limits: LimitsSection,
     #[serde(default)]
+    pub dashboard: DashboardSection,
+    #[serde(default)]
     pub workspaces: Vec<WorkspaceAccess>,
 }
 
@@ -88,6 +90,14 @@ pub struct LimitsSection {
     pub batch_size: Option<usize>,
     pub max_resident_events: Option<usize>,
     pub lock_wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSection {
+    /// Mark the session cookie `Secure` (`--dashboard-secure-cookie`,
+    /// `IDFOLD_DASHBOARD_SECURE_COOKIE`): on whenever served over HTTPS.
+    pub secure_cookie: Option<bool>,
 }
 
 /// One thing wrong with a file that parsed: the key and what to do.
@@ -299,6 +309,10 @@ impl IdfoldConfig {
         ] {
             put(name, value.map(|n| n.to_string()));
         }
+        put(
+            "IDFOLD_DASHBOARD_SECURE_COOKIE",
+            self.dashboard.secure_cookie.map(|on| on.to_string()),
+        );
         env
     }
 
@@ -423,6 +437,8 @@ mod tests {
             compression = "gzip"
             [limits]
             batch_size = 5000
+            [dashboard]
+            secure_cookie = true
             [[workspaces]]
             id = "acme"
             write_keys = ["wk_acme_0123456789abcdef"]
@@ -438,6 +454,7 @@ mod tests {
             ("IDFOLD_KAFKA", "k1:9092,k2:9092"),
             ("IDFOLD_KAFKA_COMPRESSION", "gzip"),
             ("IDFOLD_BATCH_SIZE", "5000"),
+            ("IDFOLD_DASHBOARD_SECURE_COOKIE", "true"),
         ] {
             assert!(
                 env.iter().any(|(k, v)| (*k, v.as_str()) == expected),

@@ -34,6 +34,9 @@ pub enum ReadError {
     Output(String),
     #[error("the segment filter is not valid {0}")]
     InvalidFilter(FilterError),
+    /// A dashboard form posted from another site (login CSRF).
+    #[error("refused: {0}; sign in from the dashboard's own page")]
+    CrossOrigin(&'static str),
 }
 
 impl From<AuthError> for ReadError {
@@ -59,6 +62,7 @@ impl ReadError {
             ReadError::LogUnavailable(_) => "log_unavailable",
             ReadError::Output(_) => "internal",
             ReadError::InvalidFilter(_) => "invalid_filter",
+            ReadError::CrossOrigin(_) => "cross_origin",
         }
     }
 
@@ -78,7 +82,7 @@ impl ReadError {
             ReadError::MissingToken | ReadError::InvalidToken | ReadError::BadAuthorization => {
                 StatusCode::UNAUTHORIZED
             }
-            ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
+            ReadError::OtherWorkspace(_) | ReadError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ReadError::BadParameter { .. } | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
             ReadError::Store(_) | ReadError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
