@@ -358,48 +358,47 @@ mod tests {
         assert!(health.check().is_err(), "a stopped stage is not ready");
     }
 
-    #[test]
-    fn a_one_off_command_reports_a_broker_that_never_answered() {
-        let health = StageHealth::default();
-        let stop = AtomicBool::new(false);
+    /// Supervises a stage whose every build fails with `error`: the
+    /// outcome, and how many builds were tried.
+    fn every_build_failing(
+        patience: Patience,
+        topic_grace: Duration,
+        error: impl Fn() -> KafkaStageError,
+    ) -> (Result<Option<()>, KafkaStageError>, usize) {
         let builds = Cell::new(0);
-        let outcome: Result<Option<()>, _> = supervise(
+        let outcome = supervise(
             "fold",
-            &health,
-            &stop,
-            Patience::OnceStarted,
-            Duration::from_secs(60),
+            &StageHealth::default(),
+            &AtomicBool::new(false),
+            patience,
+            topic_grace,
             |_| {
                 builds.set(builds.get() + 1);
-                Err(unreachable())
+                Err::<(), _>(error())
             },
-            |_: &mut ()| Ok(()),
+            |_| Ok(()),
         );
+        (outcome, builds.get())
+    }
+
+    #[test]
+    fn a_one_off_command_reports_a_broker_that_never_answered() {
+        let (outcome, builds) =
+            every_build_failing(Patience::OnceStarted, Duration::from_secs(60), unreachable);
         assert!(outcome.is_err());
-        assert_eq!(builds.get(), 1);
+        assert_eq!(builds, 1);
     }
 
     #[test]
     fn a_missing_topic_is_waited_for_only_within_the_grace() {
-        let health = StageHealth::default();
-        let stop = AtomicBool::new(false);
-        let builds = Cell::new(0);
-        let outcome: Result<Option<()>, _> = supervise(
-            "fold",
-            &health,
-            &stop,
-            Patience::Forever,
-            Duration::from_millis(600),
-            |_| {
-                builds.set(builds.get() + 1);
-                Err(KafkaStageError::TopicMissing {
+        let (outcome, builds) =
+            every_build_failing(Patience::Forever, Duration::from_millis(600), || {
+                KafkaStageError::TopicMissing {
                     topic: "p.events".into(),
-                })
-            },
-            |_: &mut ()| Ok(()),
-        );
+                }
+            });
         assert!(matches!(outcome, Err(KafkaStageError::TopicMissing { .. })));
-        assert!(builds.get() >= 2, "waited for the topic first");
+        assert!(builds >= 2, "waited for the topic first");
     }
 
     #[test]
