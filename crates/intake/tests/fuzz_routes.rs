@@ -438,3 +438,39 @@ fn framework_errors_have_code_and_message_at_the_top() {
         );
     }
 }
+
+#[test]
+fn gzip_bodies_are_held_to_the_limit_after_decoding() {
+    // Compressed small, decoded large (a gzip bomb), or just under: the
+    // limit counts decoded bytes, and nothing past it is a 5xx.
+    let intake = Intake::new();
+    proptest!(config(), |(
+        decoded_len in prop_oneof![0usize..2_048, 500_000usize..530_000, 1usize..4_000_000],
+        byte in any::<u8>(),
+        route in prop::sample::select(&["/v1/events", "/v1/batch", "/v1/track"][..]),
+    )| {
+        let body = vec![byte; decoded_len];
+        let answer = intake.send(request(
+            Method::POST,
+            route,
+            Some(&format!("Bearer {WRITE_KEY}")),
+            &Encoding::Gzip,
+            &body,
+        ));
+        assert_answer(&format!("POST {route} gzip of {decoded_len} bytes"), &answer);
+        let limit = if route == "/v1/track" {
+            idfold_intake::MAX_EVENT_BYTES
+        } else {
+            idfold_intake::MAX_BATCH_BYTES
+        };
+        if decoded_len > limit {
+            let value: Value = serde_json::from_slice(&answer.2).unwrap_or_default();
+            // 400 today; 413 would say the same.
+            prop_assert!(
+                [StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE].contains(&answer.0),
+                "{}", answer.0
+            );
+            prop_assert_eq!(&value["error"]["code"], "too_large");
+        }
+    });
+}
