@@ -144,17 +144,34 @@ impl IdfoldConfig {
     /// points at the line and column) when it is not TOML.
     pub fn parse(text: &str) -> Result<(IdfoldConfig, Vec<Problem>), String> {
         let mut document: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        let spans = toml_edit::ImDocument::parse(text).ok();
         let mut problems = Vec::new();
+        // The keys taken out so far: a table that then lacks a required
+        // key (a workspace without the `id` of the wrong type) is their
+        // consequence, not another problem.
+        let mut removed: Vec<String> = Vec::new();
         // Each round takes out the key at fault; a file has finitely many.
         loop {
             match serde_path_to_error::deserialize::<_, IdfoldConfig>(document.clone()) {
-                Ok(config) => return Ok((config, problems)),
+                Ok(config) => return Ok((config, in_file_order(problems))),
                 Err(error) => {
                     let segments: Vec<_> = error.path().iter().cloned().collect();
                     let key = match error.path().to_string() {
                         root if root == "." => "(file)".to_owned(),
                         key => key,
                     };
+                    let consequence = removed.iter().any(|r| {
+                        key == "(file)"
+                            || r.strip_prefix(key.as_str())
+                                .is_some_and(|rest| rest.starts_with(['.', '[']))
+                    });
+                    if consequence {
+                        if !remove_path(&mut document, &segments) {
+                            return Ok((IdfoldConfig::default(), in_file_order(problems)));
+                        }
+                        removed.push(key);
+                        continue;
+                    }
                     let mut message = error.into_inner().message().trim().to_owned();
                     // serde quotes the value it did not expect: not a secret.
                     if let Some(toml::Value::String(value)) = value_at(&document, &segments) {
@@ -162,11 +179,18 @@ impl IdfoldConfig {
                             message = message.replace(&format!("{value:?}"), "(not shown)");
                         }
                     }
-                    problems.push(problem(&key, message));
+                    let offset = spans
+                        .as_ref()
+                        .and_then(|d| key_offset(d.as_item(), &segments));
+                    if let Some(offset) = offset {
+                        message.push_str(&format!(" (line {})", line_of(text, offset)));
+                    }
+                    problems.push((offset, problem(&key, message)));
                     if !remove_path(&mut document, &segments) {
                         // Nothing left to take out: what parsed is the defaults.
-                        return Ok((IdfoldConfig::default(), problems));
+                        return Ok((IdfoldConfig::default(), in_file_order(problems)));
                     }
+                    removed.push(key);
                 }
             }
         }
@@ -351,6 +375,65 @@ impl IdfoldConfig {
             workspaces: self.workspaces.clone(),
         }
     }
+}
+
+/// Problems as they come in the file (those without a place last).
+fn in_file_order(mut problems: Vec<(Option<usize>, Problem)>) -> Vec<Problem> {
+    problems.sort_by_key(|(offset, _)| offset.unwrap_or(usize::MAX));
+    problems.into_iter().map(|(_, problem)| problem).collect()
+}
+
+/// A node of the parsed document, on the way down a path.
+enum Node<'a> {
+    Item(&'a toml_edit::Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+/// The byte offset in the file of the last key on `path` (an array item's
+/// own position when the path ends in one): where a problem points.
+fn key_offset(root: &toml_edit::Item, path: &[serde_path_to_error::Segment]) -> Option<usize> {
+    use serde_path_to_error::Segment;
+    use toml_edit::TableLike;
+    let mut node = Node::Item(root);
+    let mut offset = None;
+    for segment in path {
+        node = match segment {
+            Segment::Map { key } => {
+                let table: &dyn TableLike = match node {
+                    Node::Item(item) => item.as_table_like()?,
+                    Node::Table(table) => table,
+                    Node::Value(value) => value.as_inline_table()?,
+                };
+                let (found, item) = table.get_key_value(key)?;
+                offset = found.span().map(|s| s.start).or(offset);
+                Node::Item(item)
+            }
+            Segment::Seq { index } => match node {
+                Node::Item(toml_edit::Item::ArrayOfTables(tables)) => {
+                    let table = tables.get(*index)?;
+                    offset = table.span().map(|s| s.start).or(offset);
+                    Node::Table(table)
+                }
+                Node::Item(toml_edit::Item::Value(toml_edit::Value::Array(items)))
+                | Node::Value(toml_edit::Value::Array(items)) => {
+                    let value = items.get(*index)?;
+                    offset = value.span().map(|s| s.start).or(offset);
+                    Node::Value(value)
+                }
+                _ => return offset,
+            },
+            _ => return offset,
+        };
+    }
+    offset
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
 }
 
 /// The value at `path` in `document`, if there is one.
@@ -642,6 +725,29 @@ mod every_problem {
                 "{key} among the problems {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn each_problem_of_shape_names_its_line() -> Result<(), String> {
+        let (_, problems) = IdfoldConfig::parse(
+            "data = \"d\"\nlisen = 1\n\n[limits]\nbatch_size = \"x\"\n[[workspaces]]\nid = \"a\"\n[[workspaces]]\nid = 7\nwrite_keys = [\"k0123456789abcdef\", 5]\n",
+        )?;
+        let lines: Vec<(&str, bool)> = problems
+            .iter()
+            .map(|p| {
+                let line = match p.key.as_str() {
+                    "lisen" => "(line 2)",
+                    "limits.batch_size" => "(line 5)",
+                    "workspaces[1].id" => "(line 9)",
+                    "workspaces[1].write_keys[1]" => "(line 10)",
+                    _ => "(no line expected)",
+                };
+                (p.key.as_str(), p.message.ends_with(line))
+            })
+            .collect();
+        assert_eq!(lines.len(), 4, "{problems:?}");
+        assert!(lines.iter().all(|(_, ok)| *ok), "{problems:?}");
+        Ok(())
     }
 
     #[test]
