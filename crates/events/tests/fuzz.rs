@@ -10,8 +10,8 @@ mod fuzz_support;
 
 use fuzz_support::{junk, mutated, mutations};
 use idfold_events::{
-    decode_avro, decode_event, decode_json, decode_log_payload, encode_avro, validate_value, Event,
-    ReasonCode, Rejection,
+    decode_avro, decode_event, decode_json, decode_log_payload, encode_avro, encode_erasure,
+    validate_value, ErasureRequest, Event, Identifier, LogPayload, ReasonCode, Rejection,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -77,8 +77,51 @@ fn config() -> ProptestConfig {
     }
 }
 
+/// Records of the canonical log: events, and erasure requests.
+fn log_records() -> Vec<Vec<u8>> {
+    let mut records = encoded_events();
+    for profile in [
+        Identifier::user("alice"),
+        Identifier::email("a@b.co"),
+        Identifier::anonymous("device-1"),
+    ] {
+        records.push(encode_erasure(&ErasureRequest {
+            erasure_id: "er-0123456789abcdef".into(),
+            workspace_id: "acme".into(),
+            profile,
+            requested_at: 1_772_359_205_000_000_000,
+        }));
+    }
+    records
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn mutated_log_records_decode_or_are_rejected_with_a_code(
+        record in prop::sample::select(log_records()),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        keep in any::<usize>(),
+    ) {
+        let mut bytes = record;
+        for (at, byte) in flips {
+            let at = at % bytes.len();
+            bytes[at] ^= byte;
+        }
+        if keep % 3 == 0 {
+            bytes.truncate(keep % (bytes.len() + 1));
+        }
+        match decode_log_payload(&bytes) {
+            Ok(LogPayload::Event(event)) => assert_survives_the_log(&event),
+            Ok(LogPayload::Erasure(request)) => {
+                // What decodes re-encodes to a record that decodes the same.
+                let again = decode_log_payload(&encode_erasure(&request));
+                assert_eq!(again, Ok(LogPayload::Erasure(request)));
+            }
+            Err(rejection) => assert_coded(&rejection),
+        }
+    }
 
     #[test]
     fn arbitrary_bytes_are_rejected_with_a_code_never_a_panic(bytes in junk()) {
