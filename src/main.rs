@@ -170,6 +170,14 @@ impl KafkaArgs {
     }
 }
 
+/// `--workspace`: an id by the events' rule, so that a typo or a path is a
+/// usage error rather than an empty answer.
+fn workspace_id(text: &str) -> Result<String, String> {
+    idfold_events::check_workspace_id(text)
+        .map(|()| text.to_owned())
+        .map_err(|rejection| format!("not a workspace id: {}", rejection.message))
+}
+
 /// Exit code of an operational failure (1 is `ingest --strict` with
 /// rejections, 2 a missing profile or a usage error).
 const EXIT_FAILURE: u8 = 3;
@@ -231,7 +239,7 @@ enum Command {
     Mau {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         /// YYYY-MM; every month with activity when absent.
         #[arg(long)]
@@ -243,7 +251,7 @@ enum Command {
     Profile {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         id: commands::query::LookupArgs,
@@ -254,7 +262,7 @@ enum Command {
     Responses {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         query: commands::query::ResponsesArgs,
@@ -265,7 +273,7 @@ enum Command {
     Erase {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         id: commands::query::LookupArgs,
@@ -286,7 +294,7 @@ enum Command {
     Export {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: Option<String>,
     },
     /// The rejected inputs with their reasons (on Kafka: the dead-letter topic).
@@ -372,7 +380,8 @@ fn apply_config_file() -> Result<Option<IdfoldConfig>, ExitCode> {
         }
         Err(error) => {
             eprintln!(
-                "error: {error}\n`idfold config check --config {}` explains every problem",
+                "error: {:#}\n`idfold config check --config {}` explains every problem",
+                anyhow::Error::from(error),
                 path.display()
             );
             Err(ExitCode::from(2))

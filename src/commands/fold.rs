@@ -83,8 +83,10 @@ impl CaughtUpSignal {
 }
 
 pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {
+    // Folding an empty or mistyped directory would create it and report
+    // "folded 0 events": refused like a read.
     if until_idle {
-        let dir = data.open()?;
+        let dir = data.open_existing()?;
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::open(&dir, options(args))?;
         projector.store().bind_log(EMBEDDED_LOG)?;
@@ -97,6 +99,12 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         summary("folded", &total, true);
         return Ok(ExitCode::SUCCESS);
     }
+    // Refuse a directory with no data at once; one in use is fine (the
+    // loop waits its turn).
+    match DataDir::open_existing(&data.data, Duration::ZERO) {
+        Ok(_) | Err(LogError::Locked { .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
     tracing::info!(
         data = %data.data.display(),
         "following the embedded log; other idfold commands may use the directory between batches; Ctrl-C or SIGTERM stops after the current batch"
@@ -108,7 +116,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     while !stop.load(Ordering::SeqCst) {
         // Hold the directory while there is work, at most MAX_HOLD at a time.
         // A long `ingest` may hold it for a while: a follower waits it out.
-        let dir = match DataDir::open(&data.data, Duration::from_secs(data.lock_wait)) {
+        let dir = match DataDir::open_existing(&data.data, Duration::from_secs(data.lock_wait)) {
             Ok(dir) => dir,
             Err(LogError::Locked { .. }) => {
                 tracing::info!("the data directory is busy; waiting");

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod query;
 pub mod serve;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use idfold_telemetry::PrometheusHandle;
@@ -34,8 +35,11 @@ pub fn init_logging(long_running: bool, format: crate::LogFormat) {
     let _ = LOG_FORMAT.set(format);
     let default = if long_running { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("IDFOLD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: a file or a pipe (a
+    // log collector, `2>log`) would get them as literal bytes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         crate::LogFormat::Text => builder.init(),

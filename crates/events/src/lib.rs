@@ -19,6 +19,7 @@ pub use model::{
 pub use time::{
     format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
 };
+pub use validate::check_workspace_id;
 pub use validate::{
     decode_event, decode_json, is_plausible_email, json_type_name, normalize_email,
     optional_object, optional_string, parse_json_event, stamp_received_at, validate_value,
