@@ -92,6 +92,7 @@ impl ReadApi {
             || 1_772_359_205_000_000_000,
             Some(ErasureLog::new(log, true)),
             None,
+            idfold_read_api::DashboardSettings::default(),
         );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
