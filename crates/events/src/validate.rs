@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::avro::{decode_avro, is_avro_single_object};
 use crate::error::{ReasonCode, Rejection};
-use crate::model::{Channel, Event, EventBody, EventKind, SurveyAction, MAX_EVENT_BYTES};
+use crate::identifier::{normalize_identifier, InvalidIdentifier};
+use crate::model::{
+    Channel, Event, EventBody, EventKind, IdentifierKind, SurveyAction, MAX_EVENT_BYTES,
+};
 use crate::time::{format_nanos, parse_rfc3339, EventTime};
 
 /// How far past `received_at` a (skew-corrected) event time may lie before it
@@ -22,26 +25,7 @@ const MAX_FUTURE_NANOS: i64 = 24 * 60 * 60 * 1_000_000_000;
 
 const MAX_MESSAGE_ID_CHARS: usize = 200;
 const MAX_WORKSPACE_ID_CHARS: usize = 64;
-const MAX_IDENTIFIER_CHARS: usize = 256;
-const MAX_EMAIL_CHARS: usize = 254;
 const MAX_NAME_CHARS: usize = 200;
-
-/// Identifier values that clients send when they have no identifier. Compared
-/// ignoring ASCII case, after trimming.
-pub const PLACEHOLDER_IDENTIFIERS: [&str; 12] = [
-    "null",
-    "undefined",
-    "none",
-    "nan",
-    "anonymous",
-    "guest",
-    "unknown",
-    "0",
-    "-1",
-    "true",
-    "false",
-    "[object Object]",
-];
 
 const TIMESTAMP_HINT: &str =
     "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z";
@@ -129,9 +113,9 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     let sent_at = optional_time(obj, "sent_at")?;
     let received_at = optional_time(obj, "received_at")?;
     let channel = channel(obj)?;
-    let user_id = identifier(obj, "user_id")?;
-    let email = email(obj)?;
-    let anonymous_id = identifier(obj, "anonymous_id")?;
+    let user_id = identifier(obj, IdentifierKind::User)?;
+    let email = identifier(obj, IdentifierKind::Email)?;
+    let anonymous_id = identifier(obj, IdentifierKind::Anonymous)?;
 
     if user_id.is_none() && email.is_none() && anonymous_id.is_none() {
         return Err(Rejection::new(
@@ -407,88 +391,27 @@ fn channel(obj: &Map<String, Value>) -> Result<Channel, Rejection> {
     }
 }
 
-fn is_placeholder(text: &str) -> bool {
-    let trimmed = text.trim();
-    PLACEHOLDER_IDENTIFIERS
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(trimmed))
-}
-
-/// `user_id` / `anonymous_id`: kept exactly as sent when accepted.
-fn identifier(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
+/// `user_id`, `email`, `anonymous_id`: kept in their normalised form (see
+/// [`crate::normalize_identifier`]), so that every edge and every lookup
+/// compares the same strings.
+fn identifier(obj: &Map<String, Value>, kind: IdentifierKind) -> Result<Option<String>, Rejection> {
+    let name = kind.field();
     let Some(text) = optional_string(obj, name)? else {
         return Ok(None);
     };
-    check_length(name, text, MAX_IDENTIFIER_CHARS)?;
-    if text.trim().is_empty() {
-        return Err(Rejection::invalid(name, "must not be blank"));
-    }
-    if is_placeholder(text) {
-        return Err(Rejection::invalid(
-            name,
-            format_args!(
-                "is the placeholder \"{}\", not a real identifier; omit the field instead",
-                show(&Value::from(text.trim()))
-            ),
-        ));
-    }
-    Ok(Some(text.to_owned()))
+    normalize_identifier(kind, text)
+        .map(Some)
+        .map_err(|why| match why {
+            InvalidIdentifier::Placeholder(_) => {
+                Rejection::invalid(name, format_args!("{why}; omit the field instead"))
+            }
+            why => Rejection::invalid(name, why),
+        })
 }
 
-/// The form emails are stored and compared in: trimmed and lower-cased.
-pub fn normalize_email(text: &str) -> String {
-    text.trim().to_lowercase()
-}
-
-/// Whether an email, once normalized, would be accepted.
+/// Whether an email would be accepted.
 pub fn is_plausible_email(text: &str) -> bool {
-    email_problem(&normalize_email(text)).is_none()
-}
-
-/// Normalized, then checked for plausibility.
-fn email(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
-    let name = "email";
-    let Some(text) = optional_string(obj, name)? else {
-        return Ok(None);
-    };
-    let normalized = normalize_email(text);
-    match email_problem(&normalized) {
-        None => Ok(Some(normalized)),
-        Some(why) => Err(Rejection::invalid(
-            name,
-            format_args!("is not a plausible email address: {why}"),
-        )),
-    }
-}
-
-/// Why a normalized email address is not plausible, if it is not.
-fn email_problem(email: &str) -> Option<&'static str> {
-    if email.is_empty() {
-        return Some("it is empty");
-    }
-    if email.chars().count() > MAX_EMAIL_CHARS {
-        return Some("it is longer than 254 characters");
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("it contains whitespace or control characters");
-    }
-    let mut parts = email.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Some("it must contain exactly one `@`");
-    };
-    if local.is_empty() {
-        return Some("the part before `@` is empty");
-    }
-    if !domain.contains('.') {
-        return Some("the domain has no `.`");
-    }
-    if domain.starts_with('.') || domain.ends_with('.') {
-        return Some("the domain starts or ends with `.`");
-    }
-    if domain.split('.').any(str::is_empty) {
-        return Some("the domain has an empty label");
-    }
-    None
+    normalize_identifier(IdentifierKind::Email, text).is_ok()
 }
 
 fn body(kind: EventKind, obj: &Map<String, Value>) -> Result<EventBody, Rejection> {
@@ -911,11 +834,19 @@ mod tests {
     #[test]
     fn every_placeholder_is_rejected_for_both_identifiers() {
         for name in ["user_id", "anonymous_id"] {
-            for p in PLACEHOLDER_IDENTIFIERS {
+            for p in crate::PLACEHOLDER_IDENTIFIERS {
+                let fullwidth: String = p
+                    .chars()
+                    .map(|c| match c {
+                        '!'..='~' => char::from_u32(u32::from(c) + 0xFEE0).unwrap_or(c),
+                        other => other,
+                    })
+                    .collect();
                 let variants = [
                     p.to_owned(),
                     p.to_ascii_uppercase(),
-                    format!("  {p}\t"),
+                    format!("  {p} "),
+                    fullwidth,
                     p.chars()
                         .enumerate()
                         .map(|(i, c)| {
@@ -943,6 +874,11 @@ mod tests {
                 json!(""),
                 json!("   "),
                 json!("\t\n"),
+                json!("\u{200B}"),
+                json!("null\u{200B}"),
+                json!("ｎｕｌｌ"),
+                json!("nil"),
+                json!("u\u{0000}1"),
                 json!(42),
                 json!(true),
                 json!({"id": 1}),
@@ -954,24 +890,33 @@ mod tests {
                     Some(name),
                 );
             }
-            // Near-misses of placeholders are real identifiers, kept as sent.
-            for good in [
-                " u-1 ",
-                "nullable",
-                "00",
-                "guest-42",
-                "x".repeat(256).as_str(),
-                "ü".repeat(256).as_str(),
+            // Near-misses of placeholders are real identifiers; what reads
+            // the same is stored the same.
+            for (sent, stored) in [
+                (" u-1 ", "u-1"),
+                ("nullable", "nullable"),
+                ("00", "00"),
+                ("guest-42", "guest-42"),
+                ("ｕ１", "u1"),
+                ("e\u{0301}", "\u{00E9}"),
+                ("U1", "U1"),
+                (&"x".repeat(256), &"x".repeat(256)),
+                (&"ü".repeat(256), &"ü".repeat(256)),
             ] {
-                let e = accept(&with(base("track"), name, json!(good)));
+                let e = accept(&with(base("track"), name, json!(sent)));
                 let got = if name == "user_id" {
                     e.user_id
                 } else {
                     e.anonymous_id
                 };
-                assert_eq!(got.as_deref(), Some(good));
+                assert_eq!(got.as_deref(), Some(stored), "{sent:?}");
             }
         }
+        let r = reject(&with(base("track"), "user_id", json!("null\u{200B}")));
+        assert_eq!(
+            r.message,
+            "`user_id` contains the invisible character U+200B; an identifier is visible text only"
+        );
     }
 
     #[test]
@@ -982,6 +927,10 @@ mod tests {
             json!("  Ada.L@Example.COM "),
         ));
         assert_eq!(e.email.as_deref(), Some("ada.l@example.com"));
+        for same in ["Ｕ１@example.com", "u1@example.com", "U1@Example.COM"] {
+            let e = accept(&with(base("track"), "email", json!(same)));
+            assert_eq!(e.email.as_deref(), Some("u1@example.com"), "{same}");
+        }
         assert_eq!(
             crate::Identifier::strongest(
                 e.user_id.as_deref(),
@@ -1009,6 +958,7 @@ mod tests {
             json!("ada lovelace@example.com"),
             json!("ada@exa\u{0007}mple.com"),
             json!("ada@exa\u{00a0}mple.com"),
+            json!("u1\u{200B}@example.com"),
             json!(too_long),
             json!(7),
             json!(["ada@example.com"]),
