@@ -22,7 +22,9 @@ pub use model::{
     MAX_EVENT_BYTES,
 };
 pub use time::{
-    format_nanos, month_end_nanos, month_of, parse_month, parse_rfc3339, EventTime, Month,
+    format_nanos, format_wide_nanos, in_event_time_range, month_end_nanos, month_of,
+    parse_event_time, parse_month, parse_rfc3339, EventTime, Month, TimeProblem, EVENT_TIME_END,
+    EVENT_TIME_MIN, EVENT_TIME_RANGE,
 };
 pub use validate::{
     decode_event, decode_json, is_plausible_email, json_type_name, optional_object,

@@ -17,7 +17,10 @@ use crate::identifier::{normalize_identifier, InvalidIdentifier};
 use crate::model::{
     Channel, Event, EventBody, EventKind, IdentifierKind, SurveyAction, MAX_EVENT_BYTES,
 };
-use crate::time::{format_nanos, parse_rfc3339, EventTime};
+use crate::time::{
+    format_nanos, format_wide_nanos, in_event_time_range, parse_event_time, parse_rfc3339,
+    EventTime, TimeProblem, EVENT_TIME_RANGE,
+};
 
 /// How far past `received_at` a (skew-corrected) event time may lie before it
 /// is capped to `received_at`.
@@ -150,7 +153,14 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
         timestamp_nanos,
         sent_at.as_ref().map(|(_, t)| *t),
         received_at.as_ref().map(|(_, t)| *t),
-    );
+    )
+    .map_err(|corrected| {
+        skew_out_of_range(
+            corrected,
+            sent_at.as_ref().map(|(s, _)| s.as_str()),
+            received_at.as_ref().map(|(s, _)| s.as_str()),
+        )
+    })?;
 
     Ok(Event {
         message_id,
@@ -167,41 +177,87 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     })
 }
 
-/// The event time: `timestamp` corrected for client clock skew, then capped.
+/// The event time: `timestamp` corrected for client clock skew, then capped,
+/// or `Err` with the corrected time when that falls outside
+/// [`EVENT_TIME_RANGE`] (a `sent_at` on another clock than `timestamp`).
 ///
 /// When both `sent_at` (client clock) and `received_at` (server clock) are
 /// known, their difference is the client's skew and is added to `timestamp`.
 /// A result more than 24 hours after `received_at` is not believable and is
-/// replaced by `received_at`. Saturating arithmetic: never overflows.
-pub fn event_time(timestamp: i64, sent_at: Option<i64>, received_at: Option<i64>) -> EventTime {
-    let mut t = timestamp;
+/// replaced by `received_at`. Computed exactly (in `i128`): never saturates.
+pub fn event_time(
+    timestamp: i64,
+    sent_at: Option<i64>,
+    received_at: Option<i64>,
+) -> Result<EventTime, i128> {
+    let mut t = i128::from(timestamp);
     if let (Some(sent), Some(received)) = (sent_at, received_at) {
-        t = t.saturating_add(received.saturating_sub(sent));
+        t += i128::from(received) - i128::from(sent);
     }
     if let Some(received) = received_at {
-        if t > received.saturating_add(MAX_FUTURE_NANOS) {
-            t = received;
+        if t > i128::from(received) + i128::from(MAX_FUTURE_NANOS) {
+            t = i128::from(received);
         }
     }
-    t
+    match EventTime::try_from(t) {
+        Ok(time) if in_event_time_range(t) => Ok(time),
+        _ => Err(t),
+    }
+}
+
+/// The rejection of an event whose skew-corrected time left the range.
+fn skew_out_of_range(
+    corrected: i128,
+    sent_at: Option<&str>,
+    received_at: Option<&str>,
+) -> Rejection {
+    let corrected = format_wide_nanos(corrected);
+    match (sent_at, received_at) {
+        (Some(sent), Some(received)) => Rejection::invalid(
+            "sent_at",
+            format_args!(
+                "{sent} is so far from `received_at` {received} that the event time corrected \
+                 for clock skew (`timestamp` + `received_at` - `sent_at` = {corrected}) is \
+                 outside {EVENT_TIME_RANGE}; send `sent_at` from the clock `timestamp` was read from"
+            ),
+        ),
+        // Without a correction the time is `timestamp` (or `received_at`),
+        // both checked on their own already.
+        _ => Rejection::invalid(
+            "timestamp",
+            format_args!("gives the event time {corrected}, outside {EVENT_TIME_RANGE}"),
+        ),
+    }
 }
 
 /// Stamps `received_at` on an event that arrived without one, from its
-/// transport's receive time (a Kafka record's timestamp), and derives the
-/// event time again with it. An event that has one keeps it: the stamp is a
-/// function of the record, so a re-delivery stamps the same value.
-pub fn stamp_received_at(event: &mut Event, received: EventTime) {
+/// transport's receive time (a Kafka record's timestamp, the server's
+/// clock), and derives the event time again with it. An event that has one
+/// keeps it: the stamp is a function of the record, so a re-delivery stamps
+/// the same value. Refused, leaving the event as it was, when the receive
+/// time or the corrected event time is outside [`EVENT_TIME_RANGE`].
+pub fn stamp_received_at(event: &mut Event, received: EventTime) -> Result<(), Rejection> {
     if event.received_at.is_some() {
-        return;
+        return Ok(());
     }
     let (Some(timestamp), sent_at) = (
         parse_rfc3339(&event.timestamp),
         event.sent_at.as_deref().and_then(parse_rfc3339),
     ) else {
-        return;
+        return Ok(());
     };
-    event.received_at = Some(format_nanos(received));
-    event.event_time = event_time(timestamp, sent_at, Some(received));
+    let stamp = format_nanos(received);
+    if !in_event_time_range(i128::from(received)) {
+        return Err(Rejection::invalid(
+            "received_at",
+            format_args!("{stamp} (the time it was received) is outside {EVENT_TIME_RANGE}"),
+        ));
+    }
+    event.event_time = event_time(timestamp, sent_at, Some(received)).map_err(|corrected| {
+        skew_out_of_range(corrected, event.sent_at.as_deref(), Some(&stamp))
+    })?;
+    event.received_at = Some(stamp);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -360,7 +416,16 @@ fn workspace_id(obj: &Map<String, Value>) -> Result<String, Rejection> {
 }
 
 fn parse_time(name: &str, text: &str) -> Result<EventTime, Rejection> {
-    parse_rfc3339(text).ok_or_else(|| Rejection::invalid(name, TIMESTAMP_HINT))
+    parse_event_time(text).map_err(|problem| match problem {
+        TimeProblem::Malformed => Rejection::invalid(name, TIMESTAMP_HINT),
+        TimeProblem::OutOfRange => Rejection::invalid(
+            name,
+            format_args!(
+                "{} is outside the times idfold accepts: {EVENT_TIME_RANGE}",
+                show(&Value::from(text))
+            ),
+        ),
+    })
 }
 
 fn required_time(obj: &Map<String, Value>, name: &str) -> Result<(String, EventTime), Rejection> {
@@ -479,6 +544,7 @@ fn survey_action(obj: &Map<String, Value>) -> Result<SurveyAction, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::{EVENT_TIME_END, EVENT_TIME_MIN};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -1265,10 +1331,10 @@ mod tests {
 
     #[test]
     fn event_time_without_server_times_is_the_timestamp() {
-        assert_eq!(event_time(1_000, None, None), 1_000);
+        assert_eq!(event_time(1_000, None, None), Ok(1_000));
         assert_eq!(
             event_time(1_000, Some(5_000), None),
-            1_000,
+            Ok(1_000),
             "sent_at alone changes nothing"
         );
     }
@@ -1279,15 +1345,15 @@ mod tests {
         // Client clock 2h behind: sent at (client) t+1h, received at (server) t+3h.
         assert_eq!(
             event_time(t, Some(t + HOUR), Some(t + 3 * HOUR)),
-            t + 2 * HOUR
+            Ok(t + 2 * HOUR)
         );
         // Client clock 2h ahead.
         assert_eq!(
             event_time(t, Some(t + 3 * HOUR), Some(t + HOUR)),
-            t - 2 * HOUR
+            Ok(t - 2 * HOUR)
         );
         // No skew.
-        assert_eq!(event_time(t, Some(t), Some(t)), t);
+        assert_eq!(event_time(t, Some(t), Some(t)), Ok(t));
     }
 
     #[test]
@@ -1295,7 +1361,7 @@ mod tests {
         let line = br#"{"type":"track","message_id":"m","workspace_id":"w","timestamp":"2026-01-01T10:00:00Z","sent_at":"2026-01-01T11:00:00Z","user_id":"u","event":"e"}"#;
         let mut event = decode_json(line)?;
         let received = parse_rfc3339("2026-01-01T13:00:00Z").unwrap_or_default();
-        stamp_received_at(&mut event, received);
+        stamp_received_at(&mut event, received)?;
         assert_eq!(event.received_at.as_deref(), Some("2026-01-01T13:00:00Z"));
         // The client was 2h behind the server.
         assert_eq!(
@@ -1304,8 +1370,29 @@ mod tests {
         );
         // One that has a received_at keeps it.
         let before = event.clone();
-        stamp_received_at(&mut event, received + HOUR);
+        stamp_received_at(&mut event, received + HOUR)?;
         assert_eq!(event, before);
+        Ok(())
+    }
+
+    #[test]
+    fn a_stamp_that_puts_the_event_time_out_of_range_is_refused() -> Result<(), Rejection> {
+        let line = br#"{"type":"track","message_id":"m","workspace_id":"w","timestamp":"2026-01-01T10:00:00Z","sent_at":"2199-01-01T00:00:00Z","user_id":"u","event":"e"}"#;
+        let mut event = decode_json(line)?;
+        let before = event.clone();
+        let received = parse_rfc3339("2026-01-01T13:00:00Z").unwrap_or_default();
+        let r = stamp_received_at(&mut event, received).expect_err("out of range");
+        assert_eq!(
+            (r.reason, r.field.as_deref()),
+            (ReasonCode::InvalidField, Some("sent_at"))
+        );
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
+        assert_eq!(event, before, "left as it was");
+        // A receive time out of range is refused too.
+        let mut event = decode_json(line)?;
+        let r = stamp_received_at(&mut event, -1).expect_err("before 1970");
+        assert_eq!(r.field.as_deref(), Some("received_at"));
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
         Ok(())
     }
 
@@ -1314,36 +1401,101 @@ mod tests {
         let r = 1_000 * HOUR;
         assert_eq!(
             event_time(r + 24 * HOUR, None, Some(r)),
-            r + 24 * HOUR,
+            Ok(r + 24 * HOUR),
             "exactly 24h is kept"
         );
         assert_eq!(
             event_time(r + 24 * HOUR + 1, None, Some(r)),
-            r,
+            Ok(r),
             "beyond 24h becomes received_at"
         );
-        assert_eq!(event_time(r + 48 * HOUR, Some(r), Some(r)), r);
+        assert_eq!(event_time(r + 48 * HOUR, Some(r), Some(r)), Ok(r));
         // The cap applies after skew correction.
-        assert_eq!(event_time(r + 20 * HOUR, Some(r - 10 * HOUR), Some(r)), r);
+        assert_eq!(
+            event_time(r + 20 * HOUR, Some(r - 10 * HOUR), Some(r)),
+            Ok(r)
+        );
         // The past is not capped.
-        assert_eq!(event_time(r - 500 * HOUR, None, Some(r)), r - 500 * HOUR);
+        assert_eq!(
+            event_time(r - 500 * HOUR, None, Some(r)),
+            Ok(r - 500 * HOUR)
+        );
     }
 
     #[test]
-    fn event_time_saturates_instead_of_overflowing() {
+    fn a_corrected_time_outside_the_range_is_an_error_not_a_saturation() {
+        let now = 56 * 365 * 24 * HOUR; // 2025
+        let far = EVENT_TIME_END - HOUR;
+        // Client clock far ahead of the server's, timestamp from a sane clock.
+        let corrected = i128::from(now) + i128::from(now) - i128::from(far);
+        assert_eq!(event_time(now, Some(far), Some(now)), Err(corrected));
+        assert_eq!(event_time(i64::MAX, Some(0), Some(0)), Ok(0), "capped");
+        assert!(event_time(i64::MIN, Some(i64::MAX), Some(i64::MIN)).is_err());
+        assert!(event_time(-1, None, None).is_err());
         assert_eq!(
-            event_time(i64::MAX, Some(i64::MIN), Some(i64::MAX)),
-            i64::MAX
+            event_time(EVENT_TIME_END - 1, None, None),
+            Ok(EVENT_TIME_END - 1)
+        );
+        assert!(event_time(EVENT_TIME_END, None, None).is_err());
+    }
+
+    #[test]
+    fn times_outside_the_range_say_the_range() {
+        for name in ["timestamp", "sent_at", "received_at"] {
+            for outside in [
+                "2200-01-01T00:00:00Z",
+                "2262-04-12T00:00:00Z",
+                "9999-12-31T23:59:59Z",
+                "1677-01-01T00:00:00Z",
+                "1969-12-31T23:59:59Z",
+                "0001-01-01T00:00:00Z",
+            ] {
+                let r = assert_reason(
+                    &with(base("track"), name, json!(outside)),
+                    ReasonCode::InvalidField,
+                    Some(name),
+                );
+                assert_eq!(
+                    r.message,
+                    format!(
+                        "`{name}` {outside} is outside the times idfold accepts: {EVENT_TIME_RANGE}"
+                    )
+                );
+                assert!(!r.message.contains("RFC 3339"), "{r}");
+            }
+        }
+        // Both ends.
+        accept(&with(
+            base("track"),
+            "timestamp",
+            json!("1970-01-01T00:00:00Z"),
+        ));
+        accept(&with(
+            base("track"),
+            "timestamp",
+            json!("2199-12-31T23:59:59Z"),
+        ));
+    }
+
+    #[test]
+    fn sent_at_far_after_received_at_is_rejected_not_saturated() {
+        let v = with(
+            with(base("track"), "sent_at", json!("2199-12-31T00:00:00Z")),
+            "received_at",
+            json!("2026-01-31T12:00:00Z"),
+        );
+        let r = assert_reason(&v, ReasonCode::InvalidField, Some("sent_at"));
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
+        assert!(r.message.contains("1852-"), "names the corrected time: {r}");
+        // Far before it: the corrected time is capped at received_at + 24 h.
+        let v = with(
+            with(base("track"), "sent_at", json!("1970-01-01T00:00:00Z")),
+            "received_at",
+            json!("2026-01-31T12:00:00Z"),
         );
         assert_eq!(
-            event_time(i64::MIN, Some(i64::MAX), Some(i64::MIN)),
-            i64::MIN
-        );
-        assert_eq!(event_time(i64::MAX, None, Some(i64::MAX)), i64::MAX);
-        assert_eq!(
-            event_time(i64::MAX, Some(0), Some(0)),
-            0,
-            "capped to received_at"
+            Some(accept(&v).event_time),
+            parse_rfc3339("2026-01-31T12:00:00Z")
         );
     }
 
@@ -1467,10 +1619,34 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_event_times_never_panic(t in any::<i64>(), s in any::<Option<i64>>(), r in any::<Option<i64>>()) {
-            let out = event_time(t, s, r);
+        fn event_times_are_in_range_or_refused(t in any::<i64>(), s in any::<Option<i64>>(), r in any::<Option<i64>>()) {
+            if let Ok(out) = event_time(t, s, r) {
+                prop_assert!((EVENT_TIME_MIN..EVENT_TIME_END).contains(&out));
+                if let Some(r) = r {
+                    prop_assert!(out <= r.saturating_add(MAX_FUTURE_NANOS));
+                }
+            }
+        }
+
+        #[test]
+        fn accepted_events_have_times_in_range(
+            t in EVENT_TIME_MIN..EVENT_TIME_END,
+            s in proptest::option::of(EVENT_TIME_MIN..EVENT_TIME_END),
+            r in proptest::option::of(EVENT_TIME_MIN..EVENT_TIME_END),
+        ) {
+            let mut v = with(base("track"), "timestamp", json!(format_nanos(t)));
+            if let Some(s) = s {
+                v = with(v, "sent_at", json!(format_nanos(s)));
+            }
             if let Some(r) = r {
-                prop_assert!(out <= r.saturating_add(MAX_FUTURE_NANOS));
+                v = with(v, "received_at", json!(format_nanos(r)));
+            }
+            match validate_value(&v) {
+                Ok(e) => prop_assert!((EVENT_TIME_MIN..EVENT_TIME_END).contains(&e.event_time)),
+                Err(r) => {
+                    prop_assert_eq!(r.field.as_deref(), Some("sent_at"));
+                    prop_assert!(r.message.contains(EVENT_TIME_RANGE));
+                }
             }
         }
     }

@@ -171,15 +171,18 @@ impl Validated {
     ) -> Result<(), ProducerError> {
         let index = self.received;
         self.received += 1;
+        let outcome = outcome.and_then(|mut event| {
+            if let Some(received) = input.received_at {
+                stamp_received_at(&mut event, received)?;
+            }
+            Ok(event)
+        });
         match outcome {
-            Ok(mut event) => {
+            Ok(event) => {
                 *self
                     .accepted_by_kind
                     .entry(event.kind().as_str())
                     .or_default() += 1;
-                if let Some(received) = input.received_at {
-                    stamp_received_at(&mut event, received);
-                }
                 let payload = encode_avro(&event);
                 if payload.is_empty() {
                     // A validated event always fits its schema; if one ever
