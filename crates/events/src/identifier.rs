@@ -186,10 +186,13 @@ fn nfkc(text: &str) -> String {
     }
 }
 
+/// ASCII case suffices after NFKC: no character left by it lower-cases to
+/// ASCII but ASCII itself (the Kelvin sign, say, became `K`). No
+/// allocation: this runs for every id the fold reads.
 fn is_placeholder(normalized: &str) -> bool {
     PLACEHOLDER_IDENTIFIERS
         .iter()
-        .any(|p| p.to_lowercase() == normalized.to_lowercase())
+        .any(|p| p.eq_ignore_ascii_case(normalized))
 }
 
 /// Characters that show nothing, or nothing of their own: Unicode's
@@ -335,6 +338,11 @@ mod tests {
                 user(text)
             );
         }
+        // Fullwidth capitals are the placeholder too.
+        assert!(matches!(
+            user("ＮＩＬ"),
+            Err(InvalidIdentifier::Placeholder(_))
+        ));
         // Near-misses are real ids.
         for text in ["nullable", "00", "nil-1", "guest-42", "-10"] {
             assert_eq!(user(text), Ok(text.to_owned()));
