@@ -96,11 +96,23 @@ pub enum InvalidProfileId {
 /// docs for the rule. Idempotent: a normalised id normalises to itself.
 pub fn normalize_identifier(kind: IdentifierKind, text: &str) -> Result<String, InvalidIdentifier> {
     let email = kind == IdentifierKind::Email;
-    // Checked before trimming too, which would drop a trailing line break
-    // or line separator: refused wherever they stand.
-    refuse_unseen(text)?;
-    let normalized = canonical_form(text, email);
-    refuse_unseen(&normalized)?;
+    let normalized = if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        // Printable ASCII, nearly every id: its own NFKC form, with no
+        // control or invisible character to look for.
+        let trimmed = text.trim_matches(' ');
+        if email {
+            trimmed.to_ascii_lowercase()
+        } else {
+            trimmed.to_owned()
+        }
+    } else {
+        // Checked before trimming too, which would drop a trailing line
+        // break or line separator: refused wherever they stand.
+        refuse_unseen(text)?;
+        let normalized = canonical_form(text, email);
+        refuse_unseen(&normalized)?;
+        normalized
+    };
     if normalized.is_empty() {
         return Err(InvalidIdentifier::Blank);
     }
@@ -146,17 +158,8 @@ pub fn parse_profile_id(text: &str) -> Result<Identifier, InvalidProfileId> {
 }
 
 /// NFKC (emails also lower-cased), trimmed, repeated until it no longer
-/// changes so that the result is a fixed point. Printable ASCII, nearly
-/// every id, is its own NFKC form and skips the tables.
+/// changes so that the result is a fixed point.
 fn canonical_form(text: &str, email: bool) -> String {
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        let trimmed = text.trim_matches(' ');
-        return if email {
-            trimmed.to_ascii_lowercase()
-        } else {
-            trimmed.to_owned()
-        };
-    }
     let mut current = text.to_owned();
     // NFKC, lower-casing and trimming each keep the others' work except in
     // rare interactions (a lower-case form that decomposes, a trim that
