@@ -113,6 +113,10 @@ pub struct KafkaArgs {
     /// pod name fits.
     #[arg(long, env = "IDFOLD_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Seconds a stage waits for a topic that does not exist (a new topic
+    /// takes a moment to reach every broker) before it stops.
+    #[arg(long, env = "IDFOLD_KAFKA_TOPIC_GRACE_SECS", default_value_t = 60)]
+    pub kafka_topic_grace: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,8 +165,17 @@ impl KafkaArgs {
         settings.partitions = self.kafka_partitions;
         settings.session_timeout = std::time::Duration::from_secs(self.kafka_session_timeout);
         settings.instance_id = self.instance_id.clone().filter(|i| !i.trim().is_empty());
+        settings.topic_grace = std::time::Duration::from_secs(self.kafka_topic_grace);
         Some(settings)
     }
+}
+
+/// `--workspace`: an id by the events' rule, so that a typo or a path is a
+/// usage error rather than an empty answer.
+fn workspace_id(text: &str) -> Result<String, String> {
+    idfold_events::check_workspace_id(text)
+        .map(|()| text.to_owned())
+        .map_err(|rejection| format!("not a workspace id: {}", rejection.message))
 }
 
 /// Exit code of an operational failure (1 is `ingest --strict` with
@@ -226,7 +239,7 @@ enum Command {
     Mau {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         /// YYYY-MM; every month with activity when absent.
         #[arg(long)]
@@ -238,7 +251,7 @@ enum Command {
     Profile {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         id: commands::query::LookupArgs,
@@ -249,7 +262,7 @@ enum Command {
     Responses {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         query: commands::query::ResponsesArgs,
@@ -260,7 +273,7 @@ enum Command {
     Erase {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: String,
         #[command(flatten)]
         id: commands::query::LookupArgs,
@@ -281,7 +294,7 @@ enum Command {
     Export {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = workspace_id)]
         workspace: Option<String>,
     },
     /// The rejected inputs with their reasons (on Kafka: the dead-letter topic).
@@ -367,7 +380,8 @@ fn apply_config_file() -> Result<Option<IdfoldConfig>, ExitCode> {
         }
         Err(error) => {
             eprintln!(
-                "error: {error}\n`idfold config check --config {}` explains every problem",
+                "error: {:#}\n`idfold config check --config {}` explains every problem",
+                anyhow::Error::from(error),
                 path.display()
             );
             Err(ExitCode::from(2))

@@ -539,3 +539,207 @@ fn the_shipped_configuration_files_pass_config_check() {
         );
     }
 }
+
+/// An `idfold` command on `data` (any path), waited for: (exit code, stderr).
+fn on_data(sub: &str, data: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(harness::BIN)
+        .arg(sub)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("IDFOLD_DATA")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("idfold runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn folding_and_reading_refuse_a_directory_with_no_data_and_create_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let missing = dir.path().join("no-such-dir");
+    for (sub, args) in [
+        ("run", &["--until-idle"][..]),
+        // The follower refuses at once rather than polling for ever.
+        ("run", &[][..]),
+        ("rebuild", &[][..]),
+        ("mau", &["--workspace", "acme"][..]),
+        ("erase", &["--workspace", "acme", "--user-id", "u1"][..]),
+    ] {
+        let (code, stderr) = on_data(sub, &missing, args);
+        assert_eq!(code, Some(3), "{sub} {args:?}: {stderr}");
+        assert!(stderr.contains("no idfold data in"), "{sub}: {stderr}");
+        assert!(!stderr.contains("folded 0"), "{sub}: {stderr}");
+        assert!(!missing.exists(), "{sub} {args:?} created the directory");
+    }
+    // Writers create it.
+    let (code, stderr) = on_data("ingest", &missing, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(missing.join("db").is_dir());
+    let (code, stderr) = on_data("run", &missing, &["--until-idle"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_file_given_as_data_directory_is_named_as_a_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, "{}\n").expect("written");
+    for (sub, args) in [
+        ("ingest", &[][..]),
+        ("run", &["--until-idle"][..]),
+        ("mau", &["--workspace", "acme"][..]),
+    ] {
+        let (code, stderr) = on_data(sub, &file, args);
+        assert_eq!(code, Some(3), "{sub}: {stderr}");
+        assert!(
+            stderr.contains("is a file, not a directory") && !stderr.contains("os error"),
+            "{sub}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).expect("kept"), b"{}\n");
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").expect("written");
+    // A directory under a file cannot be created (ENOTDIR).
+    let (code, stderr) = on_data("ingest", &file.join("data"), &[]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(
+        stderr.matches("os error").count(),
+        1,
+        "the cause once: {stderr}"
+    );
+    assert!(stderr.contains("cannot open data directory"), "{stderr}");
+}
+
+#[test]
+fn a_directory_of_other_files_is_not_an_idfold_data_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let beside = dir.path().join("beside");
+    std::fs::create_dir(&beside).expect("created");
+    std::fs::write(beside.join("notes.bin"), &garbage).expect("written");
+    let (code, stderr) = on_data("mau", &beside, &["--workspace", "acme"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("not an idfold data directory"), "{stderr}");
+
+    // Files in place of sled's: refused by readers and writers alike, and
+    // left as they were.
+    let inside = dir.path().join("inside");
+    std::fs::create_dir_all(inside.join("db")).expect("created");
+    for name in ["conf", "blobs", "snap.0000000000001000"] {
+        std::fs::write(inside.join("db").join(name), &garbage).expect("written");
+    }
+    for (sub, args) in [
+        ("mau", &["--workspace", "acme"][..]),
+        ("run", &["--until-idle"][..]),
+        ("ingest", &[][..]),
+    ] {
+        let (code, stderr) = on_data(sub, &inside, args);
+        assert_eq!(code, Some(3), "{sub}: {stderr}");
+        assert!(
+            stderr.contains("not an idfold data directory") && !stderr.contains("sled"),
+            "{sub}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(inside.join("db/conf")).expect("kept"),
+        garbage
+    );
+}
+
+#[test]
+fn a_workspace_flag_that_is_not_a_workspace_id_is_a_usage_error() {
+    let idfold = sample();
+    for sub in ["mau", "export", "responses"] {
+        let out = idfold.run(sub, &["--workspace", "../../etc"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sub}: {stderr}");
+        assert!(
+            stderr.contains("--workspace") && stderr.contains("not a workspace id"),
+            "{sub}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{sub} printed no table");
+    }
+    let out = idfold.run("profile", &["--workspace", "", "--user-id", "u1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn erasing_no_such_profile_exits_2() {
+    let idfold = sample();
+    let out = idfold.run("erase", &["--workspace", "acme", "--user-id", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile for"));
+}
+
+#[test]
+fn config_check_reports_every_problem_of_a_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("idfold.toml");
+    std::fs::write(
+        &file,
+        "listen = 8088\nlisen = \"x\"\nmetrics_addr = \"nowhere\"\n[limits]\nbatch_size = \"many\"\nwrite_queue = 0\n[kafka]\nbootstrap = \"k:9092\"\npartitions = \"six\"\n[[workspaces]]\nid = \"acme\"\nwrite_keys = \"wk_acme_secret_0123456789\"\n",
+    )
+    .expect("written");
+    let out = std::process::Command::new(harness::BIN)
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .expect("idfold runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in [
+        "`listen`",
+        "`lisen`",
+        "`metrics_addr`",
+        "`limits.batch_size`",
+        "`limits.write_queue`",
+        "`kafka.partitions`",
+        "`workspaces[0].write_keys`",
+    ] {
+        assert!(stderr.contains(key), "{key} in {stderr}");
+    }
+    assert!(stderr.contains("7 problem(s)"), "{stderr}");
+    assert!(!stderr.contains("wk_acme_secret"), "{stderr}");
+}
+
+#[test]
+fn log_lines_carry_colour_on_a_terminal_only() {
+    let idfold = sample();
+    // A one-shot command that logs at info: rebuild serving /metrics.
+    let piped = idfold
+        .command("rebuild", &["--metrics-addr", "127.0.0.1:0"])
+        .env("IDFOLD_LOG", "info")
+        .output()
+        .expect("idfold runs");
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        piped.status.success() && stderr.contains("INFO") && stderr.contains("serving /metrics"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "no escape codes in a pipe: {stderr:?}"
+    );
+    // On a pseudo-terminal (`script`), the level is coloured.
+    let line = format!(
+        "{} rebuild --data {} --metrics-addr 127.0.0.1:0",
+        harness::BIN,
+        idfold.data().display()
+    );
+    let on_terminal = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("IDFOLD_LOG", "info")
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(shown.contains("\x1b[32m INFO"), "{shown:?}");
+}

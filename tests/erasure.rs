@@ -269,7 +269,7 @@ fn idfold_erase_forgets_a_person_on_the_embedded_log() {
     let months = idfold.ok("mau", &["--workspace", "acme", "--json"]);
 
     let unknown = idfold.run("erase", &["--workspace", "acme", "--user-id", "nobody"]);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2), "no such profile exits 2");
 
     let out: Value = serde_json::from_str(&idfold.ok(
         "erase",

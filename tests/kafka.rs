@@ -418,3 +418,328 @@ fn an_instance_id_makes_the_fold_a_static_member_of_its_group() {
     assert_eq!(folded(&stderr), 0, "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// `idfold run --kafka ... --metrics-addr 127.0.0.1:0` following, its
+/// stderr kept (printed by any wait that fails), its /metrics read.
+struct Follower {
+    child: Option<Child>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    metrics: String,
+}
+
+impl Follower {
+    fn start(idfold: &Idfold, topics: &KafkaTopics, extra: &[&str]) -> Follower {
+        let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = spawn_on_kafka(idfold, topics, &args, Stdio::piped());
+        let stderr = child.stderr.take().expect("piped");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut follower = Follower {
+            child: Some(child),
+            log,
+            metrics: String::new(),
+        };
+        follower.wait_for_log("metrics on ");
+        let address = follower
+            .log()
+            .lines()
+            .find_map(|l| {
+                l.split_once("metrics on ")
+                    .map(|(_, a)| a.trim().to_owned())
+            })
+            .expect("the address");
+        follower.metrics = address;
+        follower
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Waits up to three minutes for `done`, failing with the log.
+    fn wait(&mut self, what: &str, mut done: impl FnMut(&Follower) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !done(self) {
+            assert!(
+                self.alive(),
+                "idfold run exited waiting for {what}:\n{}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_for_log(&mut self, text: &str) {
+        self.wait(&format!("`{text}` in the log"), |f| f.log().contains(text));
+    }
+
+    /// The sum of a metric's samples (every label set).
+    fn metric(&self, name: &str) -> f64 {
+        let text =
+            harness::http::try_request(&harness::http::agent(), "GET", &self.metrics, &[], b"")
+                .map(|r| r.text)
+                .unwrap_or_default();
+        metric_sum(&text, name)
+    }
+
+    /// SIGTERM; exit status and the whole log.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let status = child.wait().expect("reaped");
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.log())
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The sum of every sample of `name` in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Accepted events of an `ingest --json` answer.
+fn accepted(stdout: &str) -> f64 {
+    let counts: serde_json::Value = serde_json::from_str(stdout).expect("JSON counts");
+    counts["accepted"].as_f64().expect("a count")
+}
+
+#[test]
+fn serve_and_run_started_right_after_topics_fold_everything_they_are_given() {
+    let sample = fixture("sample.ndjson");
+    let expected = embedded_export(&[&sample]);
+
+    // serve, the moment `idfold topics` returned: leaders of new topics
+    // may still be elected, which must not stop it.
+    let serve_topics = KafkaTopics::create(&test_broker(), 6);
+    let serving = Idfold::new();
+    let mut args = serve_topics.args();
+    args.extend(["--stages".into(), "fold".into(), "--config".into()]);
+    args.push(fixture("serve.toml").to_str().expect("UTF-8").to_owned());
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = harness::http::Server::start(&serving, &arg_refs, &[]);
+
+    // run, likewise, on topics of its own.
+    let run_topics = KafkaTopics::create(&test_broker(), 6);
+    let following = Idfold::new();
+    let mut follower = Follower::start(&following, &run_topics, &["--stages", "fold"]);
+
+    harness::http::send_events(
+        &server,
+        "acme",
+        &harness::fixture_lines("sample.ndjson", "acme"),
+    );
+    let writer = Idfold::new();
+    let (stdout, _) = on_kafka(
+        &writer,
+        &run_topics,
+        "ingest",
+        &["--json", sample.to_str().unwrap_or_default()],
+    );
+    let sent = accepted(&stdout);
+
+    // serve folds what it acknowledged: every acme month as one fold has it.
+    for (record, workspace, row) in harness::export_records(&expected) {
+        if record != "mau" || workspace != "acme" {
+            continue;
+        }
+        let path = format!(
+            "/v1/workspaces/acme/mau?month={}",
+            row["month"].as_str().unwrap_or_default()
+        );
+        let mut last = String::new();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let reply = harness::http::call(
+                &server,
+                "GET",
+                &path,
+                Some(harness::http::read_token("acme")),
+            );
+            if reply.status == 200 && reply.body == row {
+                break;
+            }
+            last = format!("{} {}", reply.status, reply.text);
+            assert!(
+                Instant::now() < deadline,
+                "serve never folded {path}: {last}\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = last;
+    }
+
+    // run folds everything, and says when each partition caught up.
+    follower.wait("every event folded", |f| {
+        f.metric("idfold_events_folded_total") + f.metric("idfold_events_duplicate_total") >= sent
+    });
+    follower.wait_for_log("caught up");
+    follower.wait("every partition caught up", |f| {
+        f.metric("idfold_fold_partition_caught_up") >= 6.0
+    });
+    let (status, log) = follower.stop();
+    assert!(
+        status.success(),
+        "run stops cleanly on SIGTERM: {status}\n{log}"
+    );
+    assert_eq!(following.export(), expected, "{log}");
+    let (status, log) = server.stop();
+    assert!(
+        status.success(),
+        "serve stops cleanly on SIGTERM: {status}\n{log}"
+    );
+}
+
+#[test]
+fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_every_acknowledged_event(
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    test_broker();
+    let broker = OwnBroker::start(19_492);
+    let topics = KafkaTopics::create(&broker.bootstrap(), 3);
+    let idfold = Idfold::new();
+    let mut args = topics.args();
+    args.extend(
+        [
+            "--stages",
+            "fold",
+            "--instance-id",
+            "static-0",
+            "--batch-size",
+            "100",
+            "--ack-timeout",
+            "2",
+            "--config",
+        ]
+        .map(String::from),
+    );
+    args.push(fixture("serve.toml").to_str().expect("UTF-8").to_owned());
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = harness::http::Server::start(&idfold, &arg_refs, &[]);
+    let wait = |what: &str, done: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ready = || harness::http::get(&server.url("/readyz")).status;
+
+    // Two clients send batches of tracks for as long as the test runs.
+    let acknowledged = Arc::new(Mutex::new(0usize));
+    let done = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|client| {
+            let (url, acknowledged, done) = (
+                server.url("/v1/batch"),
+                acknowledged.clone(),
+                done.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent = harness::http::agent();
+                let auth = harness::http::basic(harness::http::write_key("acme"));
+                let mut sent = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    let batch: Vec<serde_json::Value> = (0..20)
+                        .map(|i| {
+                            serde_json::json!({"type": "track", "messageId": format!("load-{client}-{sent}-{i}"),
+                                "userId": format!("u-{client}-{i}"), "event": "Load"})
+                        })
+                        .collect();
+                    let body = serde_json::json!({ "batch": batch }).to_string();
+                    let reply = harness::http::try_request(
+                        &agent,
+                        "POST",
+                        &url,
+                        &[("Authorization", &auth)],
+                        body.as_bytes(),
+                    );
+                    if reply.is_ok_and(|r| r.status == 200) {
+                        *acknowledged.lock().unwrap_or_else(|p| p.into_inner()) += 20;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+    let acked = || *acknowledged.lock().unwrap_or_else(|p| p.into_inner());
+    wait("load to be acknowledged", &mut || acked() >= 1_000);
+
+    broker.script("stop");
+    wait("readiness to report the broker gone", &mut || {
+        ready() == 503
+    });
+    broker.script("start");
+    wait("readiness to come back", &mut || ready() == 200);
+    let before = acked();
+    wait("load acknowledged after the restart", &mut || {
+        acked() >= before + 1_000
+    });
+    done.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("client");
+    }
+
+    // The fold, still this process, folds every acknowledged event.
+    let total = acked() as f64;
+    let metrics = || harness::http::get(&server.url("/metrics")).text;
+    wait("every acknowledged event folded", &mut || {
+        metric_sum(&metrics(), "idfold_events_folded_total") >= total
+    });
+    assert!(
+        metric_sum(&metrics(), "idfold_kafka_transient_errors_total") > 0.0,
+        "the outage is counted"
+    );
+    assert_eq!(harness::http::get(&server.url("/healthz")).status, 200);
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve stops cleanly: {status}\n{log}");
+    let warnings = log.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        warnings < 60,
+        "faults are logged once per interval, not per attempt ({warnings} lines):\n{log}"
+    );
+}

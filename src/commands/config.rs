@@ -12,14 +12,15 @@ pub fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             "give the file to check: idfold config check --config FILE (or IDFOLD_CONFIG)"
         );
     };
-    let config = match IdfoldConfig::from_file(path) {
-        Ok(config) => config,
+    let (config, mut problems) = match IdfoldConfig::read(path) {
+        Ok(read) => read,
         Err(error) => {
-            eprintln!("{error}");
+            eprintln!("{:#}", anyhow::Error::from(error));
             return Ok(ExitCode::from(2));
         }
     };
-    let problems = config.check();
+    // The keys of the wrong shape first, then the values of the rest.
+    problems.extend(config.check());
     if !problems.is_empty() {
         eprintln!("{}: {} problem(s)", path.display(), problems.len());
         for problem in &problems {

@@ -33,7 +33,8 @@ pub fn run(
     projector.fold_until_idle(&*log, |_| {})?;
     let Some((profile, _)) = projector.store().lookup(workspace, &asked)? else {
         eprintln!("no profile for {asked} in workspace {workspace}; nothing to erase");
-        return Ok(ExitCode::from(1));
+        // As `profile` does: 2 is "no such profile" (README).
+        return Ok(ExitCode::from(2));
     };
     let request = erasure_request(workspace, profile, super::system_clock());
     ErasureLog::new(log.clone(), true).request(&request)?;

@@ -50,9 +50,43 @@ pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
     ));
 }
 
+/// Says when a follower of the embedded log has caught up: a log line when
+/// a batch first drains the log (again after it fell a whole batch behind),
+/// and `idfold_fold_partition_caught_up{topic="embedded",partition}`.
+#[derive(Debug, Default)]
+pub struct CaughtUpSignal {
+    caught_up: Option<bool>,
+}
+
+impl CaughtUpSignal {
+    /// A batch of `read` records, of at most `batch_size`, ended at `position`.
+    pub fn observe(&mut self, partition: u32, read: usize, batch_size: usize, position: u64) {
+        let caught_up = read < batch_size;
+        if self.caught_up == Some(caught_up) {
+            return;
+        }
+        self.caught_up = Some(caught_up);
+        metrics::gauge!(
+            idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
+            "topic" => "embedded",
+            "partition" => partition.to_string()
+        )
+        .set(if caught_up { 1.0 } else { 0.0 });
+        if caught_up {
+            tracing::info!(
+                partition,
+                position,
+                "caught up: the fold reached the end of the embedded log"
+            );
+        }
+    }
+}
+
 pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result<ExitCode> {
+    // Folding an empty or mistyped directory would create it and report
+    // "folded 0 events": refused like a read.
     if until_idle {
-        let dir = data.open()?;
+        let dir = data.open_existing()?;
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::open(&dir, options(args))?;
         projector.store().bind_log(EMBEDDED_LOG)?;
@@ -65,6 +99,12 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         summary("folded", &total, true);
         return Ok(ExitCode::SUCCESS);
     }
+    // Refuse a directory with no data at once; one in use is fine (the
+    // loop waits its turn).
+    match DataDir::open_existing(&data.data, Duration::ZERO) {
+        Ok(_) | Err(LogError::Locked { .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
     tracing::info!(
         data = %data.data.display(),
         "following the embedded log; other idfold commands may use the directory between batches; Ctrl-C or SIGTERM stops after the current batch"
@@ -72,10 +112,11 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     let (stop, runtime) = super::stop_on_signal()?;
     let mut total = BatchReport::default();
     let mut cache = WorkspaceCache::default();
+    let mut signal = CaughtUpSignal::default();
     while !stop.load(Ordering::SeqCst) {
         // Hold the directory while there is work, at most MAX_HOLD at a time.
         // A long `ingest` may hold it for a while: a follower waits it out.
-        let dir = match DataDir::open(&data.data, Duration::from_secs(data.lock_wait)) {
+        let dir = match DataDir::open_existing(&data.data, Duration::from_secs(data.lock_wait)) {
             Ok(dir) => dir,
             Err(LogError::Locked { .. }) => {
                 tracing::info!("the data directory is busy; waiting");
@@ -93,6 +134,12 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
             idle = true;
             for partition in log.partitions() {
                 let batch = projector.fold_batch(&log, partition)?;
+                signal.observe(
+                    partition,
+                    batch.read,
+                    options(args).batch_size,
+                    projector.store().position(partition)?,
+                );
                 if batch.read > 0 {
                     idle = false;
                     total.add(&batch);

@@ -1,7 +1,6 @@
 //! The Kafka side of the command line: `topics`, `run --kafka`,
 //! `rebuild --kafka` and `dlq --kafka`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,12 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use idfold_cluster::Ownership;
-use idfold_kafka::{FoldStage, KafkaSettings, RawStage, RunMode, Watermarks};
+use idfold_kafka::{
+    supervise, FoldStage, KafkaSettings, KafkaStageError, Patience, RawStage, RunMode, StageHealth,
+};
 use idfold_log::DataDir;
 use idfold_projector::Projector;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use super::fold::{options, summary};
@@ -67,8 +65,18 @@ pub fn run(
     let with_producer = matches!(stages, Stages::All | Stages::Producer);
     let with_fold = matches!(stages, Stages::All | Stages::Fold);
     if until_idle {
+        let health = StageHealth::default();
         if with_producer {
-            let report = RawStage::new(&settings, batch)?.run(RunMode::UntilIdle, &stop, |_| {})?;
+            let report = supervise(
+                "raw",
+                &health,
+                &stop,
+                Patience::OnceStarted,
+                settings.topic_grace,
+                |_| RawStage::new(&settings, batch),
+                |stage| stage.run(RunMode::UntilIdle, &stop, |_| {}),
+            )?
+            .unwrap_or_default();
             super::say(&format!(
                 "moved {} raw records: {} accepted, {} rejected",
                 report.consumed, report.accepted, report.rejected
@@ -76,12 +84,16 @@ pub fn run(
         }
         if with_fold {
             let dir = data.open()?;
-            let projector = Projector::open(&dir, options(fold))?;
-            let total = FoldStage::new(&settings, projector, batch, Arc::default())?.run(
-                RunMode::UntilIdle,
+            let total = supervise(
+                "fold",
+                &health,
                 &stop,
-                |_| {},
-            )?;
+                Patience::OnceStarted,
+                settings.topic_grace,
+                |_| fold_stage(&settings, &dir, fold, Arc::default()),
+                |stage| stage.run(RunMode::UntilIdle, &stop, |_| {}),
+            )?
+            .unwrap_or_default();
             summary("folded", &total, false);
         }
         return Ok(ExitCode::SUCCESS);
@@ -92,8 +104,28 @@ pub fn run(
         Stages::All | Stages::Fold => Some(data.open()?),
         Stages::Producer => None,
     };
-    follow(&settings, dir.as_ref(), fold, stages, &stop, None)?;
+    follow(
+        &settings,
+        dir.as_ref(),
+        fold,
+        stages,
+        &stop,
+        None,
+        &Arc::default(),
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fold stage on `dir`'s state, built afresh: a stage built again after
+/// a fault starts from what sled holds, never from half a batch.
+fn fold_stage(
+    settings: &KafkaSettings,
+    dir: &DataDir,
+    fold: &FoldArgs,
+    ownership: Arc<Ownership>,
+) -> Result<FoldStage, KafkaStageError> {
+    let projector = Projector::open(dir, options(fold))?;
+    FoldStage::new(settings, projector, fold.batch_size.max(1), ownership)
 }
 
 /// `serve`'s place among several instances: what its fold holds, said on
@@ -107,6 +139,9 @@ pub struct ClusterRole {
 
 /// Both stages (or the ones asked for) following Kafka until `stop` is
 /// raised: the raw stage on a thread of its own, the fold on this one.
+/// Faults that pass (a leader election, a broker restart, a fenced static
+/// member) are waited out with the stage built again, reported to `health`
+/// meanwhile; only what waiting cannot mend ends a stage, and the other with it.
 pub fn follow(
     settings: &KafkaSettings,
     dir: Option<&DataDir>,
@@ -114,6 +149,7 @@ pub fn follow(
     stages: Stages,
     stop: &Arc<AtomicBool>,
     cluster: Option<&ClusterRole>,
+    health: &Arc<StageHealth>,
 ) -> anyhow::Result<()> {
     let batch = fold.batch_size.max(1);
     let with_producer = matches!(stages, Stages::All | Stages::Producer);
@@ -126,17 +162,30 @@ pub fn follow(
         "following Kafka; Ctrl-C or SIGTERM stops after the current batch"
     );
     let producer = if with_producer {
-        let stage = RawStage::new(settings, batch)?;
-        let stop = stop.clone();
+        let (settings, stop, health) = (settings.clone(), stop.clone(), health.clone());
         Some(std::thread::spawn(move || {
-            let outcome = stage.run(RunMode::Follow, &stop, |report| {
-                tracing::info!(
-                    consumed = report.consumed,
-                    accepted = report.accepted,
-                    rejected = report.rejected,
-                    "raw records moved"
-                );
-            });
+            let outcome = supervise(
+                "raw",
+                &health,
+                &stop,
+                Patience::Forever,
+                settings.topic_grace,
+                |_| {
+                    let mut stage = RawStage::new(&settings, batch)?;
+                    stage.report_health_to(health.clone());
+                    Ok(stage)
+                },
+                |stage| {
+                    stage.run(RunMode::Follow, &stop, |report| {
+                        tracing::info!(
+                            consumed = report.consumed,
+                            accepted = report.accepted,
+                            rejected = report.rejected,
+                            "raw records moved"
+                        );
+                    })
+                },
+            );
             // One stage failing stops the other.
             stop.store(true, Ordering::SeqCst);
             outcome
@@ -146,13 +195,22 @@ pub fn follow(
     };
     let folded = if with_fold {
         let dir = dir.context("the fold stage needs a data directory")?;
-        let projector = Projector::open(dir, options(fold))?;
         let ownership = cluster.map_or_else(Arc::default, |c| c.ownership.clone());
-        let outcome =
-            FoldStage::new(settings, projector, batch, ownership).and_then(|mut stage| {
+        let outcome = supervise(
+            "fold",
+            health,
+            stop,
+            Patience::Forever,
+            settings.topic_grace,
+            |_| {
+                let mut stage = fold_stage(settings, dir, fold, ownership.clone())?;
+                stage.report_health_to(health.clone());
                 if let Some(cluster) = cluster {
                     stage.announce_as(&cluster.instance, &cluster.url)?;
                 }
+                Ok(stage)
+            },
+            |stage| {
                 stage.run(RunMode::Follow, stop, |total| {
                     tracing::info!(
                         folded = total.folded,
@@ -160,7 +218,8 @@ pub fn follow(
                         "folded"
                     );
                 })
-            });
+            },
+        );
         stop.store(true, Ordering::SeqCst);
         Some(outcome)
     } else {
@@ -169,14 +228,19 @@ pub fn follow(
     if let Some(handle) = producer {
         let report = handle
             .join()
-            .map_err(|_| anyhow::anyhow!("the producer stage panicked"))??;
+            .map_err(|_| anyhow::anyhow!("the raw stage panicked"))??
+            .unwrap_or_default();
         super::say(&format!(
             "stopped after moving {} raw records: {} accepted, {} rejected",
             report.consumed, report.accepted, report.rejected
         ));
     }
     if let Some(outcome) = folded {
-        summary("stopped after folding", &outcome?, false);
+        summary(
+            "stopped after folding",
+            &outcome?.unwrap_or_default(),
+            false,
+        );
     }
     Ok(())
 }
@@ -186,95 +250,69 @@ pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::R
     let settings = required(kafka)?;
     let (stop, _signals) = stop_on_signal()?;
     let dir = data.open()?;
-    let projector = Projector::open(&dir, options(fold))?;
-    let mut stage = FoldStage::new(&settings, projector, fold.batch_size, Arc::default())?;
-    stage.clear_state()?;
-    let total = stage.run(RunMode::UntilIdle, &stop, |_| {})?;
+    let total = supervise(
+        "fold",
+        &StageHealth::default(),
+        &stop,
+        Patience::OnceStarted,
+        settings.topic_grace,
+        |first| {
+            let stage = fold_stage(&settings, &dir, fold, Arc::default())?;
+            // Cleared once: a stage built again after a fault goes on
+            // from what the rebuild folded so far.
+            if first {
+                stage.clear_state()?;
+            }
+            Ok(stage)
+        },
+        |stage| stage.run(RunMode::UntilIdle, &stop, |_| {}),
+    )?
+    .unwrap_or_default();
     summary("rebuilt from", &total, false);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the dead-letter topic from its start to its end now.
+/// Prints the dead-letter topic from its start to its end now; `--json`
+/// gives each record's exact bytes (`raw` where they are UTF-8 text,
+/// `raw_base64` otherwise), as the embedded `dlq --json` does.
 pub fn dlq(kafka: &KafkaArgs, json: bool) -> anyhow::Result<ExitCode> {
     let settings = required(kafka)?;
-    let topic = settings.topics.dead_letters.clone();
-    let mut config = rdkafka::ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.bootstrap)
-        .set("group.id", "idfold-dlq-reader")
-        .set("enable.auto.commit", "false")
-        .set("log_level", "3");
-    let consumer: BaseConsumer = config.create()?;
-    let end = Watermarks::fetch(&consumer, &settings.bootstrap, std::slice::from_ref(&topic))?;
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for ((t, partition), (low, high)) in &end.bounds {
-        assignment.add_partition_offset(t, *partition, Offset::Beginning)?;
-        remaining += (high - low).max(0);
-    }
-    consumer.assign(&assignment)?;
-    let mut letters = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while letters.len() < remaining as usize {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "the dead-letter topic did not deliver its {remaining} records within 30 s"
-            );
-        }
-        match consumer.poll(std::time::Duration::from_millis(200)) {
-            None => continue,
-            Some(Err(error)) => return Err(error.into()),
-            Some(Ok(message)) => {
-                let (Some(&(_, high)), offset) = (
-                    end.bounds.get(&(topic.clone(), message.partition())),
-                    message.offset(),
-                ) else {
-                    continue;
-                };
-                if offset >= high {
-                    continue;
-                }
-                let mut headers = BTreeMap::new();
-                if let Some(list) = message.headers() {
-                    for header in list.iter() {
-                        let value = header
-                            .value
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default();
-                        headers.insert(header.key.to_owned(), value);
-                    }
-                }
-                let raw = message.payload().unwrap_or_default();
-                letters.push(json!({
-                    "partition": message.partition(),
-                    "offset": offset,
-                    "headers": headers,
-                    "raw": String::from_utf8_lossy(raw),
-                }));
-            }
-        }
-    }
+    let letters = idfold_kafka::read_dead_letters(&settings)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
-        writeln!(out, "{}", Value::Array(letters))?;
+        let items: Vec<Value> = letters
+            .iter()
+            .map(|letter| {
+                let mut item = json!({
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "headers": letter.headers,
+                });
+                let (key, raw) = super::raw_bytes_json(&letter.raw);
+                item[key] = raw;
+                item
+            })
+            .collect();
+        writeln!(out, "{}", Value::Array(items))?;
     } else {
         for letter in &letters {
-            let header = |name: &str| letter["headers"][name].as_str().unwrap_or("").to_owned();
+            let header = |name: &str| letter.headers.get(name).map_or("", String::as_str);
+            let at = letter
+                .headers
+                .get("idfold.source.offset")
+                .or_else(|| letter.headers.get("idfold.source.line"))
+                .map_or("", String::as_str);
             writeln!(
                 out,
-                "{:>3}:{:<6} {}:{} {}: {}",
-                letter["partition"],
-                letter["offset"],
+                "{:>3}:{:<6} {}:{at} {}: {}",
+                letter.partition,
+                letter.offset,
                 header("idfold.source"),
-                letter["headers"]
-                    .get("idfold.source.offset")
-                    .or_else(|| letter["headers"].get("idfold.source.line"))
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
                 header("idfold.reason"),
                 header("idfold.message")
             )?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

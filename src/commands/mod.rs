@@ -11,6 +11,7 @@ pub mod progress;
 pub mod query;
 pub mod serve;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use idfold_telemetry::PrometheusHandle;
@@ -34,8 +35,11 @@ pub fn init_logging(long_running: bool, format: crate::LogFormat) {
     let _ = LOG_FORMAT.set(format);
     let default = if long_running { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("IDFOLD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: a file or a pipe (a
+    // log collector, `2>log`) would get them as literal bytes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         crate::LogFormat::Text => builder.init(),
@@ -138,10 +142,28 @@ impl MetricsServer {
         tracing::info!(address = %bound, "serving /metrics");
         say(&format!("metrics on http://{bound}/metrics"));
         runtime.spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics_router(handle)).await {
+            let app = metrics_router(handle).layer(axum::middleware::map_response(
+                idfold_read_api::security_headers,
+            ));
+            if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the metrics server stopped");
             }
         });
         Ok(MetricsServer { _runtime: runtime })
+    }
+}
+
+/// A dead letter's original bytes in JSON: `("raw", text)` where they are
+/// UTF-8, `("raw_base64", base64)` otherwise, so no byte is lost.
+pub fn raw_bytes_json(raw: &[u8]) -> (&'static str, serde_json::Value) {
+    match std::str::from_utf8(raw) {
+        Ok(text) => ("raw", serde_json::Value::from(text)),
+        Err(_) => {
+            use base64::Engine;
+            (
+                "raw_base64",
+                serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(raw)),
+            )
+        }
     }
 }

@@ -57,6 +57,17 @@ pub struct ServeArgs {
     /// `http://LISTEN-ADDRESS`; needed when listening on 0.0.0.0.
     #[arg(long, env = "IDFOLD_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// Mark the dashboard's session cookie `Secure`: turn it on whenever
+    /// the dashboard is reached over HTTPS (a TLS proxy in front).
+    #[arg(
+        long,
+        env = "IDFOLD_DASHBOARD_SECURE_COOKIE",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub dashboard_secure_cookie: bool,
 }
 
 /// Who may write and read what: from the configuration, or, with none,
@@ -138,11 +149,17 @@ impl Readiness for AlwaysReady {
     }
 }
 
-struct KafkaReadiness(Arc<idfold_kafka::KafkaWriter>);
+/// Ready when the broker answers with the canonical log and no stage is
+/// waiting out a fault.
+struct KafkaReadiness {
+    writer: Arc<idfold_kafka::KafkaWriter>,
+    stages: Arc<idfold_kafka::StageHealth>,
+}
 
 impl Readiness for KafkaReadiness {
     fn check(&self) -> Result<(), String> {
-        self.0.check_reachable(Duration::from_secs(2))
+        self.writer.check_reachable(Duration::from_secs(2))?;
+        self.stages.check()
     }
 }
 
@@ -183,6 +200,7 @@ pub fn run(
             let log = Arc::new(EmbeddedLog::open(&dir)?);
             let dead_letters = Arc::new(DeadLetterStore::open(&dir)?);
             let projector = Projector::open(&dir, options(fold))?;
+            let batch_size = options(fold).batch_size;
             projector.store().bind_log(EMBEDDED_LOG)?;
             let events: SharedEventSink = log.clone();
             let erasures = ErasureLog::new(events.clone(), true);
@@ -192,7 +210,7 @@ pub fn run(
             let stop = stop.clone();
             let pipeline = std::thread::Builder::new()
                 .name("fold".into())
-                .spawn(move || fold_embedded(&log, projector, &stop))?;
+                .spawn(move || fold_embedded(&log, projector, batch_size, &stop))?;
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
@@ -263,6 +281,8 @@ pub fn run(
                     })?;
             }
             let stop = stop.clone();
+            let health = Arc::new(idfold_kafka::StageHealth::default());
+            let stage_health = health.clone();
             let pipeline = std::thread::Builder::new()
                 .name("stages".into())
                 .spawn(move || {
@@ -273,6 +293,7 @@ pub fn run(
                         stages,
                         &stop,
                         Some(&role),
+                        &stage_health,
                     );
                     // However the stages end, the server stops with them.
                     stop.store(true, Ordering::SeqCst);
@@ -281,7 +302,10 @@ pub fn run(
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
-                Box::new(KafkaReadiness(kafka_writer)),
+                Box::new(KafkaReadiness {
+                    writer: kafka_writer,
+                    stages: health,
+                }),
                 limits,
                 super::system_clock,
             );
@@ -302,16 +326,20 @@ pub fn run(
         super::system_clock,
         Some(erasures),
         cluster,
+        idfold_read_api::DashboardSettings {
+            secure_cookie: args.dashboard_secure_cookie,
+        },
     );
 
-    super::say(&format!("listening on http://{address}"));
-    tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
+    // The development key comes first: whoever reads `listening on` has it.
     if let Some((key, token)) = &access.development {
         eprintln!(
             "no write keys configured: serving workspace `{DEV_WORKSPACE}` on loopback only; \
              development write key: {key} read token: {token}"
         );
     }
+    super::say(&format!("listening on http://{address}"));
+    tracing::info!(%address, log = %log_name, workspaces = ?access.workspaces, "serving");
 
     let separate_metrics =
         super::MetricsServer::start_if(args.metrics_addr, Some(metrics.clone()))?;
@@ -323,6 +351,9 @@ pub fn run(
         .route("/openapi.json", axum::routing::get(openapi))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,
+        ))
+        .layer(axum::middleware::map_response(
+            idfold_read_api::security_headers,
         ));
     let pipeline_stop = stop.clone();
     // After the signal, requests get this long to finish; a client that
@@ -399,13 +430,16 @@ async fn wait_for_flag(flag: Arc<AtomicBool>) {
 fn fold_embedded(
     log: &EmbeddedLog,
     mut projector: Projector,
+    batch_size: usize,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut total = BatchReport::default();
+    let mut signal = super::fold::CaughtUpSignal::default();
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             let batch = projector.fold_batch(log, 0)?;
+            signal.observe(0, batch.read, batch_size, projector.store().position(0)?);
             total.add(&batch);
             if batch.read == 0 {
                 if stopping {

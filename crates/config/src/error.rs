@@ -1,7 +1,9 @@
 /// Why the configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
+    /// The cause follows the message wherever the chain is shown; the
+    /// message leaves it out so that it is not printed twice.
+    #[error("cannot read the config file {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -27,6 +27,8 @@ pub struct IdfoldConfig {
     #[serde(default)]
     pub limits: LimitsSection,
     #[serde(default)]
+    pub dashboard: DashboardSection,
+    #[serde(default)]
     pub workspaces: Vec<WorkspaceAccess>,
 }
 
@@ -73,6 +75,8 @@ pub struct KafkaSection {
     pub compression: Option<Compression>,
     pub partitions: Option<i32>,
     pub session_timeout_secs: Option<u64>,
+    /// How long a stage waits for a missing topic (`IDFOLD_KAFKA_TOPIC_GRACE_SECS`).
+    pub topic_grace_secs: Option<u64>,
     /// Static membership in the consumer groups (`IDFOLD_INSTANCE_ID`).
     pub instance_id: Option<String>,
 }
@@ -86,6 +90,14 @@ pub struct LimitsSection {
     pub batch_size: Option<usize>,
     pub max_resident_events: Option<usize>,
     pub lock_wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSection {
+    /// Mark the session cookie `Secure` (`--dashboard-secure-cookie`,
+    /// `IDFOLD_DASHBOARD_SECURE_COOKIE`): on whenever served over HTTPS.
+    pub secure_cookie: Option<bool>,
 }
 
 /// One thing wrong with a file that parsed: the key and what to do.
@@ -110,23 +122,96 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
 
 impl IdfoldConfig {
     /// Reads and parses the file; its values are checked by [`Self::check`].
+    /// A key of the wrong type or unknown is an error listing every such
+    /// key (see [`Self::read`]).
     pub fn from_file(path: &Path) -> Result<IdfoldConfig, ConfigError> {
+        let (config, problems) = IdfoldConfig::read(path)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Reads and parses the file, collecting every key that is unknown or
+    /// of the wrong type instead of stopping at the first: the file minus
+    /// those keys, and one problem per key. Only a file that cannot be read
+    /// or is not TOML at all is an error.
+    pub fn read(path: &Path) -> Result<(IdfoldConfig, Vec<Problem>), ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
             source,
         })?;
-        // The error's Display points at the line and column, with the line.
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        IdfoldConfig::parse(&text).map_err(|detail| ConfigError::Parse {
             path: shown,
-            detail: e.to_string(),
+            detail,
         })
+    }
+
+    /// [`Self::read`] on text: `Err` with the syntax error (its Display
+    /// points at the line and column) when it is not TOML.
+    pub fn parse(text: &str) -> Result<(IdfoldConfig, Vec<Problem>), String> {
+        let mut document: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        let spans = toml_edit::ImDocument::parse(text).ok();
+        let mut problems = Vec::new();
+        // The keys taken out so far: a table that then lacks a required
+        // key (a workspace without the `id` of the wrong type) is their
+        // consequence, not another problem.
+        let mut removed: Vec<String> = Vec::new();
+        // Each round takes out the key at fault; a file has finitely many.
+        loop {
+            match serde_path_to_error::deserialize::<_, IdfoldConfig>(document.clone()) {
+                Ok(config) => return Ok((config, in_file_order(problems))),
+                Err(error) => {
+                    let segments: Vec<_> = error.path().iter().cloned().collect();
+                    let key = match error.path().to_string() {
+                        root if root == "." => "(file)".to_owned(),
+                        key => key,
+                    };
+                    let consequence = removed.iter().any(|r| {
+                        key == "(file)"
+                            || r.strip_prefix(key.as_str())
+                                .is_some_and(|rest| rest.starts_with(['.', '[']))
+                    });
+                    if consequence {
+                        if !remove_path(&mut document, &segments) {
+                            return Ok((IdfoldConfig::default(), in_file_order(problems)));
+                        }
+                        removed.push(key);
+                        continue;
+                    }
+                    let mut message = error.into_inner().message().trim().to_owned();
+                    // serde quotes the value it did not expect: not a secret.
+                    if let Some(toml::Value::String(value)) = value_at(&document, &segments) {
+                        if key.starts_with("workspaces") {
+                            message = message.replace(&format!("{value:?}"), "(not shown)");
+                        }
+                    }
+                    let offset = spans
+                        .as_ref()
+                        .and_then(|d| key_offset(d.as_item(), &segments));
+                    if let Some(offset) = offset {
+                        message.push_str(&format!(" (line {})", line_of(text, offset)));
+                    }
+                    problems.push((offset, problem(&key, message)));
+                    if !remove_path(&mut document, &segments) {
+                        // Nothing left to take out: what parsed is the defaults.
+                        return Ok((IdfoldConfig::default(), in_file_order(problems)));
+                    }
+                    removed.push(key);
+                }
+            }
+        }
     }
 
     /// Reads, parses and checks: the file as `serve` and `run` take it.
     pub fn load(path: &Path) -> Result<IdfoldConfig, ConfigError> {
-        let config = IdfoldConfig::from_file(path)?;
-        let problems = config.check();
+        let (config, mut problems) = IdfoldConfig::read(path)?;
+        problems.extend(config.check());
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -274,6 +359,10 @@ impl IdfoldConfig {
                 kafka.session_timeout_secs.map(|s| s.to_string()),
             );
             put("IDFOLD_INSTANCE_ID", kafka.instance_id.clone());
+            put(
+                "IDFOLD_KAFKA_TOPIC_GRACE_SECS",
+                kafka.topic_grace_secs.map(|s| s.to_string()),
+            );
         }
         let limits = &self.limits;
         let as_u64 = |n: Option<usize>| n.and_then(|n| u64::try_from(n).ok());
@@ -293,6 +382,10 @@ impl IdfoldConfig {
         ] {
             put(name, value.map(|n| n.to_string()));
         }
+        put(
+            "IDFOLD_DASHBOARD_SECURE_COOKIE",
+            self.dashboard.secure_cookie.map(|on| on.to_string()),
+        );
         env
     }
 
@@ -301,6 +394,108 @@ impl IdfoldConfig {
         AccessConfig {
             workspaces: self.workspaces.clone(),
         }
+    }
+}
+
+/// Problems as they come in the file (those without a place last).
+fn in_file_order(mut problems: Vec<(Option<usize>, Problem)>) -> Vec<Problem> {
+    problems.sort_by_key(|(offset, _)| offset.unwrap_or(usize::MAX));
+    problems.into_iter().map(|(_, problem)| problem).collect()
+}
+
+/// A node of the parsed document, on the way down a path.
+enum Node<'a> {
+    Item(&'a toml_edit::Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+/// The byte offset in the file of the last key on `path` (an array item's
+/// own position when the path ends in one): where a problem points.
+fn key_offset(root: &toml_edit::Item, path: &[serde_path_to_error::Segment]) -> Option<usize> {
+    use serde_path_to_error::Segment;
+    use toml_edit::TableLike;
+    let mut node = Node::Item(root);
+    let mut offset = None;
+    for segment in path {
+        node = match segment {
+            Segment::Map { key } => {
+                let table: &dyn TableLike = match node {
+                    Node::Item(item) => item.as_table_like()?,
+                    Node::Table(table) => table,
+                    Node::Value(value) => value.as_inline_table()?,
+                };
+                let (found, item) = table.get_key_value(key)?;
+                offset = found.span().map(|s| s.start).or(offset);
+                Node::Item(item)
+            }
+            Segment::Seq { index } => match node {
+                Node::Item(toml_edit::Item::ArrayOfTables(tables)) => {
+                    let table = tables.get(*index)?;
+                    offset = table.span().map(|s| s.start).or(offset);
+                    Node::Table(table)
+                }
+                Node::Item(toml_edit::Item::Value(toml_edit::Value::Array(items)))
+                | Node::Value(toml_edit::Value::Array(items)) => {
+                    let value = items.get(*index)?;
+                    offset = value.span().map(|s| s.start).or(offset);
+                    Node::Value(value)
+                }
+                _ => return offset,
+            },
+            _ => return offset,
+        };
+    }
+    offset
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+/// The value at `path` in `document`, if there is one.
+fn value_at<'a>(
+    document: &'a toml::Value,
+    path: &[serde_path_to_error::Segment],
+) -> Option<&'a toml::Value> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .try_fold(document, |value, segment| match (segment, value) {
+            (Segment::Map { key }, toml::Value::Table(table)) => table.get(key),
+            (Segment::Seq { index }, toml::Value::Array(items)) => items.get(*index),
+            _ => None,
+        })
+}
+
+/// Takes the value at `path` out of `document`; false when there is none
+/// (the fault is the document as a whole).
+fn remove_path(document: &mut toml::Value, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut value = document;
+    for segment in parents {
+        let next = match (segment, value) {
+            (Segment::Map { key }, toml::Value::Table(table)) => table.get_mut(key),
+            (Segment::Seq { index }, toml::Value::Array(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(next) => value = next,
+            None => return false,
+        }
+    }
+    match (last, value) {
+        (Segment::Map { key }, toml::Value::Table(table)) => table.remove(key).is_some(),
+        (Segment::Seq { index }, toml::Value::Array(items)) if *index < items.len() => {
+            items.remove(*index);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -403,7 +598,7 @@ mod tests {
             "#,
         );
         assert!(
-            matches!(&config, Err(ConfigError::Parse { detail, .. }) if detail.contains("compression") || detail.contains("lz4")),
+            matches!(&config, Err(ConfigError::Invalid { problems, .. }) if problems.iter().any(|p| p.key == "kafka.compression" && p.message.contains("lz4"))),
             "an unknown compression is named: {config:?}"
         );
         let config = parse(
@@ -417,6 +612,8 @@ mod tests {
             compression = "gzip"
             [limits]
             batch_size = 5000
+            [dashboard]
+            secure_cookie = true
             [[workspaces]]
             id = "acme"
             write_keys = ["wk_acme_0123456789abcdef"]
@@ -432,6 +629,7 @@ mod tests {
             ("IDFOLD_KAFKA", "k1:9092,k2:9092"),
             ("IDFOLD_KAFKA_COMPRESSION", "gzip"),
             ("IDFOLD_BATCH_SIZE", "5000"),
+            ("IDFOLD_DASHBOARD_SECURE_COOKIE", "true"),
         ] {
             assert!(
                 env.iter().any(|(k, v)| (*k, v.as_str()) == expected),
@@ -493,8 +691,119 @@ mod tests {
             .map(|e| e.to_string());
         let text = error.unwrap_or_default();
         assert!(
-            text.contains("lisen") && text.contains("listen") && text.contains("line 1"),
+            text.contains("`lisen`: unknown field") && text.contains("`listen`"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod every_problem {
+    use super::*;
+
+    fn keys(text: &str) -> Vec<String> {
+        match IdfoldConfig::parse(text) {
+            Ok((config, problems)) => problems
+                .into_iter()
+                .chain(config.check())
+                .map(|p| p.key)
+                .collect(),
+            Err(detail) => vec![format!("syntax: {detail}")],
+        }
+    }
+
+    #[test]
+    fn every_type_error_and_unknown_key_is_reported_with_the_value_problems() {
+        let found = keys(
+            r#"
+            listen = 8088
+            lisen = "127.0.0.1:1"
+            metrics_addr = "nowhere"
+            [log]
+            format = "yaml"
+            [limits]
+            batch_size = "many"
+            write_queue = 0
+            lock_wait_secs = -1
+            [kafka]
+            bootstrap = "k1:9092"
+            partitions = "six"
+            [[workspaces]]
+            id = 7
+            "#,
+        );
+        for key in [
+            "listen",
+            "lisen",
+            "metrics_addr",
+            "log.format",
+            "limits.batch_size",
+            "limits.write_queue",
+            "limits.lock_wait_secs",
+            "kafka.partitions",
+            "workspaces[0].id",
+        ] {
+            assert!(
+                found.iter().any(|k| k == key),
+                "{key} among the problems {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_problem_of_shape_names_its_line() -> Result<(), String> {
+        let (_, problems) = IdfoldConfig::parse(
+            "data = \"d\"\nlisen = 1\n\n[limits]\nbatch_size = \"x\"\n[[workspaces]]\nid = \"a\"\n[[workspaces]]\nid = 7\nwrite_keys = [\"k0123456789abcdef\", 5]\n",
+        )?;
+        let lines: Vec<(&str, bool)> = problems
+            .iter()
+            .map(|p| {
+                let line = match p.key.as_str() {
+                    "lisen" => "(line 2)",
+                    "limits.batch_size" => "(line 5)",
+                    "workspaces[1].id" => "(line 9)",
+                    "workspaces[1].write_keys[1]" => "(line 10)",
+                    _ => "(no line expected)",
+                };
+                (p.key.as_str(), p.message.ends_with(line))
+            })
+            .collect();
+        assert_eq!(lines.len(), 4, "{problems:?}");
+        assert!(lines.iter().all(|(_, ok)| *ok), "{problems:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_values_around_a_wrong_one_are_kept() -> Result<(), String> {
+        let (config, problems) = IdfoldConfig::parse(
+            "data = \"/srv/idfold\"\n[limits]\nbatch_size = true\nwrite_queue = 9\n",
+        )?;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(config.data, Some(PathBuf::from("/srv/idfold")));
+        assert_eq!(config.limits.write_queue, Some(9));
+        assert_eq!(config.limits.batch_size, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_syntax_error_still_points_at_its_line() {
+        let found = keys("data = \"a\"\nlisten = \n");
+        assert!(
+            found.len() == 1 && found[0].starts_with("syntax") && found[0].contains("line 2"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted() {
+        let problems = match IdfoldConfig::parse(
+            "[[workspaces]]\nid = \"acme\"\nwrite_keys = \"wk_secret_0123456789\"\n",
+        ) {
+            Ok((_, problems)) => problems,
+            Err(detail) => panic!("parses: {detail}"),
+        };
+        assert!(!problems.is_empty());
+        let text: String = problems.iter().map(ToString::to_string).collect();
+        assert!(!text.contains("wk_secret"), "{text}");
     }
 }

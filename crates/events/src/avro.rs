@@ -281,21 +281,27 @@ pub(crate) fn check_complete_datum(schema: &Schema, body: &[u8]) -> Result<(), S
     Ok(())
 }
 
+/// A fingerprint as its bytes on the wire, in hex: what a hex dump of the
+/// record and Avro libraries' fingerprint bytes show.
+fn wire_hex(fingerprint: &[u8; 8]) -> String {
+    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Decodes and validates one Avro single-object encoded event.
 pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
     let (fingerprint, body) = split_single_object(bytes)?;
     let Some(codec) = codecs().iter().find(|c| c.fingerprint == fingerprint) else {
-        let known = schema_fingerprints()
+        let known = codecs()
             .iter()
-            .map(|(file, fp)| format!("{file} ({fp:016x})"))
+            .map(|c| format!("{} ({})", c.file, wire_hex(&c.fingerprint)))
             .collect::<Vec<_>>()
             .join(", ");
         return Err(Rejection::new(
             ReasonCode::UnknownSchema,
             None,
             format!(
-                "unknown Avro schema fingerprint {:016x}; known schemas: {known}",
-                u64::from_le_bytes(fingerprint)
+                "unknown Avro schema fingerprint {} (the 8 bytes after C3 01, in hex); known schemas: {known}",
+                wire_hex(&fingerprint)
             ),
         ));
     };
@@ -493,6 +499,7 @@ fn check_datum(schema: &Schema, cursor: &mut Cursor<'_>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::model::{Channel, SurveyAction, MAX_EVENT_BYTES};
     use crate::validate::{decode_event, decode_json};
     use proptest::prelude::*;
@@ -669,7 +676,8 @@ mod tests {
         let r = decode_event(&[0xC3, 0x01, 0xEF, 0xCD, 0xAB, 0x89, 0x67, 0x45, 0x23, 0x01])
             .expect_err("unknown");
         assert_eq!(r.reason, ReasonCode::UnknownSchema);
-        assert!(r.message.contains("0123456789abcdef"), "{r}");
+        // As the bytes stand on the wire (and in Avro libraries' hex).
+        assert!(r.message.contains("efcdab8967452301"), "{r}");
     }
 
     #[test]

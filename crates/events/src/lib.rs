@@ -26,6 +26,7 @@ pub use time::{
     parse_event_time, parse_month, parse_rfc3339, EventTime, Month, TimeProblem, EVENT_TIME_END,
     EVENT_TIME_MIN, EVENT_TIME_RANGE,
 };
+pub use validate::check_workspace_id;
 pub use validate::{
     decode_event, decode_json, is_plausible_email, json_type_name, optional_object,
     optional_string, parse_json_event, stamp_received_at, validate_value,

@@ -400,8 +400,14 @@ fn event_kind(obj: &Map<String, Value>) -> Result<EventKind, Rejection> {
 }
 
 fn workspace_id(obj: &Map<String, Value>) -> Result<String, Rejection> {
+    let text = required_string(obj, "workspace_id")?;
+    check_workspace_id(text)?;
+    Ok(text.to_owned())
+}
+
+/// The workspace-id rule, for every place an id enters (events, CLI flags).
+pub fn check_workspace_id(text: &str) -> Result<(), Rejection> {
     let name = "workspace_id";
-    let text = required_string(obj, name)?;
     check_length(name, text, MAX_WORKSPACE_ID_CHARS)?;
     if !text
         .chars()
@@ -412,7 +418,7 @@ fn workspace_id(obj: &Map<String, Value>) -> Result<String, Rejection> {
             "may only contain ASCII letters, digits, `_` and `-`",
         ));
     }
-    Ok(text.to_owned())
+    Ok(())
 }
 
 fn parse_time(name: &str, text: &str) -> Result<EventTime, Rejection> {

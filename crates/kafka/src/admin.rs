@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::KafkaStageError;
 use crate::settings::KafkaSettings;
+use crate::waiting::QuietContext;
 use crate::watermarks::{unreachable, REQUEST_TIMEOUT};
 
 /// A week: raw topics are inputs, kept long enough to re-drive the
@@ -44,7 +44,9 @@ enum Role {
 /// Creates the raw topics, the canonical log and the dead-letter topic
 /// where missing, and checks the ones that exist instead of failing on them.
 pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaStageError> {
-    let admin: AdminClient<DefaultClientContext> = settings.client().create()?;
+    let admin: AdminClient<QuietContext> = settings
+        .client()
+        .create_with_context(QuietContext(&crate::waiting::WRITER))?;
     let metadata = admin
         .inner()
         .fetch_metadata(None, REQUEST_TIMEOUT)

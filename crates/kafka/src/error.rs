@@ -11,10 +11,16 @@ pub enum KafkaStageError {
         "cannot reach Kafka at {bootstrap}: {detail}; is the broker up? (deploy/kafka.sh start)"
     )]
     Unreachable { bootstrap: String, detail: String },
-    #[error("Kafka client")]
-    Client(#[from] KafkaError),
+    /// The cause is in the message, not a source, so that it prints once
+    /// in a log line and in an error chain alike.
+    #[error("Kafka client: {0}")]
+    Client(KafkaError),
     #[error("topic {topic}: {problem}")]
     TopicSetup { topic: String, problem: String },
+    /// Waited for while a new topic reaches every broker, for as long as
+    /// the topic grace (`--kafka-topic-grace`).
+    #[error("topic {topic} does not exist; create the topics with `idfold topics --kafka ...`")]
+    TopicMissing { topic: String },
     #[error(
         "the canonical log {topic} no longer holds the offset this data directory folded up to \
          ({detail}): the topic was recreated or truncated. Folding on would skip records; \
@@ -29,11 +35,19 @@ pub enum KafkaStageError {
     Producer(#[from] ProducerError),
 }
 
+impl From<KafkaError> for KafkaStageError {
+    fn from(error: KafkaError) -> Self {
+        KafkaStageError::Client(error)
+    }
+}
+
 impl KafkaStageError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            KafkaStageError::Unreachable { .. } => true,
-            KafkaStageError::Client(e) => !is_permanent(e),
+            // Within the grace a supervisor gives a new topic.
+            KafkaStageError::Unreachable { .. } | KafkaStageError::TopicMissing { .. } => true,
+            // A fatal client error is mended by a new client.
+            KafkaStageError::Client(e) => !is_permanent(e) || is_missing_topic(e) || is_fatal(e),
             KafkaStageError::TopicSetup { .. } | KafkaStageError::PositionOutOfRange { .. } => {
                 false
             }
@@ -42,14 +56,51 @@ impl KafkaStageError {
             KafkaStageError::Producer(e) => e.is_retryable(),
         }
     }
+
+    /// A topic that does not exist (yet): waited for only within a grace.
+    pub fn is_missing_topic(&self) -> bool {
+        match self {
+            KafkaStageError::TopicMissing { .. } => true,
+            KafkaStageError::Client(e) => is_missing_topic(e),
+            _ => false,
+        }
+    }
+
+    /// librdkafka gave the client up (a fenced static member, a fatal
+    /// idempotence error): only a new client goes on.
+    pub fn needs_new_client(&self) -> bool {
+        matches!(self, KafkaStageError::Client(e) if is_fatal(e))
+    }
 }
 
-/// A failure no retry can mend: the record or the set-up must change.
+/// The client is dead for good: librdkafka raised a fatal error.
+pub(crate) fn is_fatal(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::MessageConsumptionFatal(_))
+        || matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+        )
+}
+
+fn is_missing_topic(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)
+    )
+}
+
+/// A failure no retry with the same client can mend: the record or the
+/// set-up must change (a fatal client error is mended by a new client).
 pub(crate) fn is_permanent(error: &KafkaError) -> bool {
+    if is_fatal(error) {
+        return true;
+    }
     matches!(
         error.rdkafka_error_code(),
         Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
+            RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::MessageSizeTooLarge
                 | RDKafkaErrorCode::InvalidMessageSize
                 | RDKafkaErrorCode::InvalidRecord
                 | RDKafkaErrorCode::TopicAuthorizationFailed
@@ -58,7 +109,6 @@ pub(crate) fn is_permanent(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::UnknownTopic
                 | RDKafkaErrorCode::UnknownTopicOrPartition
                 | RDKafkaErrorCode::InvalidTopic
-                | RDKafkaErrorCode::Fatal
                 | RDKafkaErrorCode::InvalidConfig
         )
     )
@@ -66,7 +116,8 @@ pub(crate) fn is_permanent(error: &KafkaError) -> bool {
 
 /// A write failure in the log's terms: refused for good, or try again.
 pub(crate) fn write_failure(error: &KafkaError, topic: &str) -> LogError {
-    if is_permanent(error) {
+    // The writer builds a new producer after a fatal error: try again.
+    if is_permanent(error) && !is_fatal(error) {
         LogError::Refused {
             detail: format!("{topic}: {error} (does the topic exist? `idfold topics` creates it)"),
         }

@@ -19,8 +19,9 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::error::{is_permanent, KafkaStageError};
+use crate::error::{is_fatal, is_permanent, KafkaStageError};
 use crate::settings::KafkaSettings;
+use crate::waiting::{FaultWatch, StageHealth, FOLD};
 use crate::watermarks::{partitions_of, Watermarks};
 use crate::RunMode;
 
@@ -54,6 +55,14 @@ pub struct FoldContext {
 impl ClientContext for FoldContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
         crate::stats::record_consumer_statistics(&statistics);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::waiting::client_log(&crate::waiting::FOLD, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::waiting::client_error(&crate::waiting::FOLD, &error, reason);
     }
 }
 
@@ -107,8 +116,13 @@ impl FoldState {
         }
         if offsets.count() > 0 {
             if let Err(error) = consumer.commit(&offsets, mode) {
-                // Only lag monitoring reads these: correctness is in sled.
-                tracing::debug!(%error, "Kafka offsets not committed");
+                if is_fatal(&error) {
+                    // A fenced static member: only a new consumer goes on.
+                    self.failure.get_or_insert(error.into());
+                } else {
+                    // Only lag monitoring reads these: correctness is in sled.
+                    tracing::debug!(%error, "Kafka offsets not committed");
+                }
             }
         }
     }
@@ -223,6 +237,10 @@ pub struct FoldStage {
     batch_size: usize,
     /// Says on `P.instances` what this instance holds (`serve` on Kafka).
     announcer: Option<crate::instances::Announcer>,
+    /// Faults of its polls, waited out (readiness reads its health).
+    faults: FaultWatch,
+    /// Partitions said to be caught up (a log line and a gauge each).
+    caught_up: BTreeSet<u32>,
 }
 
 impl std::fmt::Debug for FoldStage {
@@ -242,6 +260,11 @@ impl FoldStage {
         batch_size: usize,
         ownership: Arc<Ownership>,
     ) -> Result<FoldStage, KafkaStageError> {
+        // A stage built again after a fault holds nothing until the group
+        // assigns it partitions: what its predecessor held is not claimed.
+        for partition in ownership.held().into_keys() {
+            ownership.revoked(partition);
+        }
         // Each batch's MAU rows and profile changes go to their compacted
         // topics before the batch commits.
         projector.publish_changes_to(Box::new(crate::writer::KafkaWriter::new(settings)?));
@@ -280,7 +303,48 @@ impl FoldStage {
             settings: settings.clone(),
             batch_size: batch_size.max(1),
             announcer: None,
+            faults: FaultWatch::new("fold", &FOLD),
+            caught_up: BTreeSet::new(),
         })
+    }
+
+    /// Reports whether this stage waits out a fault to `health`.
+    pub fn report_health_to(&mut self, health: Arc<StageHealth>) {
+        self.faults.health = health;
+    }
+
+    /// Says, once per partition, when the fold reached the end the log had
+    /// when the partition was assigned: a log line and
+    /// `idfold_fold_partition_caught_up{topic,partition}` set to 1 (0 while
+    /// it catches up, or once the partition is gone).
+    fn say_caught_up(&mut self, ownership: &Ownership) {
+        let topic = &self.settings.topics.events;
+        let held = ownership.held();
+        let gauge = |partition: u32, value: f64| {
+            metrics::gauge!(
+                idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
+                "topic" => topic.clone(),
+                "partition" => partition.to_string()
+            )
+            .set(value);
+        };
+        for (&partition, state) in &held {
+            let ready = *state == PartitionState::Ready;
+            if ready && self.caught_up.insert(partition) {
+                gauge(partition, 1.0);
+                tracing::info!(topic = %topic, partition, "caught up: the fold reached the end this partition had when it was assigned");
+            } else if !ready {
+                self.caught_up.remove(&partition);
+                gauge(partition, 0.0);
+            }
+        }
+        self.caught_up.retain(|partition| {
+            let kept = held.contains_key(partition);
+            if !kept {
+                gauge(*partition, 0.0);
+            }
+            kept
+        });
     }
 
     /// Announces on `P.instances`, as `instance` answering at `url`, which
@@ -343,7 +407,8 @@ impl FoldStage {
         stop: &AtomicBool,
         mut progress: impl FnMut(&FoldStageReport),
     ) -> Result<FoldStageReport, KafkaStageError> {
-        let topic = self.settings.topics.events.as_str();
+        let topic_name = self.settings.topics.events.clone();
+        let topic = topic_name.as_str();
         let target = Watermarks::target(
             mode,
             &self.consumer,
@@ -387,13 +452,17 @@ impl FoldStage {
                             detail: error.to_string(),
                         });
                     }
+                    // A fatal error or a missing topic goes to the
+                    // supervisor, which builds the stage again or waits.
                     if is_permanent(&error) {
                         return Err(error.into());
                     }
-                    log_transient(&error);
+                    self.faults
+                        .fault("canonical log: waiting for the broker", &error);
                     true
                 }
             };
+            self.faults.polled(!idle);
             let stopping = stop.load(Ordering::SeqCst);
             if idle
                 || stopping
@@ -409,8 +478,11 @@ impl FoldStage {
                 if state.total != before {
                     progress(&state.total);
                 }
+                drop(state);
+                self.say_caught_up(&context.ownership);
+            } else {
+                drop(state);
             }
-            drop(state);
             if let Some(announcer) = &mut self.announcer {
                 if let Err(error) = announcer.announce(&context.ownership) {
                     tracing::warn!(%error, "could not announce this instance's partitions");
@@ -421,6 +493,12 @@ impl FoldStage {
             }
             let state = context.lock();
             if idle {
+                // librdkafka gave the consumer up (a fenced static member):
+                // polling it would fold nothing for ever.
+                if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                    tracing::warn!(%code, reason, "the fold consumer failed for good; building a new one");
+                    return Err(KafkaError::MessageConsumptionFatal(code).into());
+                }
                 // A partition whose end could not be read at its assignment
                 // is asked again, so that it does not wait for a rebalance.
                 for (partition, held) in context.ownership.held() {
@@ -485,8 +563,4 @@ fn caught_up(state: &FoldState, topic: &str, target: &Watermarks) -> Result<bool
         }
     }
     Ok(true)
-}
-
-fn log_transient(error: &KafkaError) {
-    tracing::warn!(%error, "canonical log: waiting for the broker");
 }

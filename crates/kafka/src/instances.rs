@@ -17,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::KafkaStageError;
 use crate::settings::KafkaSettings;
+use crate::waiting::{sleep_unless_stopped, QuietContext, INSTANCES};
 use crate::watermarks::partitions_of;
 use crate::writer::KafkaWriter;
 
@@ -125,8 +126,8 @@ pub fn follow_instances(
 ) {
     while !stop.load(Ordering::SeqCst) {
         if let Err(error) = read_instances(settings, registry, ownership, stop) {
-            tracing::warn!(%error, "cannot read the instances topic yet; trying again (reads of workspaces held elsewhere get 503 meanwhile)");
-            std::thread::sleep(Duration::from_secs(2));
+            INSTANCES.transient("cannot read the instances topic yet; trying again (reads of workspaces held elsewhere get 503 meanwhile)", &error);
+            sleep_unless_stopped(Duration::from_secs(2), stop);
         }
     }
 }
@@ -138,7 +139,7 @@ fn read_instances(
     stop: &AtomicBool,
 ) -> Result<(), KafkaStageError> {
     // No group: it reads every partition from the start, and commits nothing.
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<QuietContext> = settings
         .client()
         .set(
             "group.id",
@@ -146,7 +147,7 @@ fn read_instances(
         )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .create()?;
+        .create_with_context(QuietContext(&INSTANCES))?;
     if ownership.partition_count() == 0 {
         let events = partitions_of(&consumer, &settings.bootstrap, &settings.topics.events)?;
         ownership.set_partition_count(u32::try_from(events.len()).unwrap_or(u32::MAX));

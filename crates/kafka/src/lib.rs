@@ -10,24 +10,30 @@
 //! - `stats`: librdkafka's statistics as lag and position gauges.
 //! - `changes`: the fold's MAU rows and profile changes as compacted topics.
 //! - `instances`: which instance holds which partition, announced and read.
+//! - `waiting`: faults waited out (backoff, client rebuilds, readiness).
+//! - `dead_letters`: the dead-letter topic read back, byte for byte.
 
 mod admin;
 mod changes;
+mod dead_letters;
 mod error;
 mod fold_stage;
 mod instances;
 mod raw_stage;
 mod settings;
 mod stats;
+mod waiting;
 mod watermarks;
 mod writer;
 
 pub use admin::{ensure_topics, TopicCheck};
+pub use dead_letters::{read_dead_letters, DeadLetterRecord};
 pub use error::KafkaStageError;
 pub use fold_stage::{FoldStage, FoldStageReport};
 pub use instances::{follow_instances, Announcer};
 pub use raw_stage::{RawStage, RawStageReport};
 pub use settings::{Acks, Compression, KafkaSettings, Topics};
+pub use waiting::{supervise, Patience, StageHealth};
 pub use watermarks::Watermarks;
 pub use writer::{KafkaWriter, DEAD_LETTER_HEADERS};
 

@@ -18,9 +18,11 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{is_permanent, KafkaStageError};
 use crate::settings::KafkaSettings;
+use crate::waiting::{FaultWatch, StageHealth, RAW};
 use crate::watermarks::{partitions_of, Watermarks, REQUEST_TIMEOUT};
 use crate::writer::KafkaWriter;
 use crate::RunMode;
+use std::sync::Arc;
 
 /// How long a batch waits to fill before it is written anyway.
 const BATCH_LINGER: Duration = Duration::from_millis(100);
@@ -42,6 +44,8 @@ pub struct RawStage {
     writer: KafkaWriter,
     settings: KafkaSettings,
     batch_size: usize,
+    /// Faults of its polls, waited out (readiness reads its health).
+    faults: FaultWatch,
 }
 
 impl std::fmt::Debug for RawStage {
@@ -76,14 +80,20 @@ impl RawStage {
             writer: KafkaWriter::new(settings)?,
             settings: settings.clone(),
             batch_size: batch_size.max(1),
+            faults: FaultWatch::new("raw", &RAW),
         })
+    }
+
+    /// Reports whether this stage waits out a fault to `health`.
+    pub fn report_health_to(&mut self, health: Arc<StageHealth>) {
+        self.faults.health = health;
     }
 
     /// Moves raw records to the canonical log until `stop` is raised, or
     /// (`UntilIdle`) until the group has committed everything the raw
     /// topics held when it started.
     pub fn run(
-        &self,
+        &mut self,
         mode: RunMode,
         stop: &AtomicBool,
         mut progress: impl FnMut(&RawStageReport),
@@ -94,14 +104,20 @@ impl RawStage {
             &self.settings.bootstrap,
             &self.settings.topics.raw,
         )?;
-        let publisher = Publisher::new(&self.writer, &self.writer, "kafka");
         let mut report = RawStageReport::default();
         // Offsets written but not yet committed (a commit failed): tried
         // again until they are, and the stage is not caught up before.
         let mut uncommitted: BTreeMap<(String, i32), i64> = BTreeMap::new();
         while !stop.load(Ordering::SeqCst) {
             let batch = self.poll_batch()?;
+            self.faults.polled(!batch.is_empty());
             if batch.is_empty() {
+                // librdkafka gave the consumer up (a fenced static member):
+                // polling it would move nothing for ever.
+                if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                    tracing::warn!(%code, reason, "the raw-stage consumer failed for good; building a new one");
+                    return Err(KafkaError::MessageConsumptionFatal(code).into());
+                }
                 if !uncommitted.is_empty() && self.commit(&uncommitted) {
                     uncommitted.clear();
                 }
@@ -111,6 +127,7 @@ impl RawStage {
                 }
             }
             let validated = validate_batch(&batch)?;
+            let publisher = Publisher::new(&self.writer, &self.writer, "kafka");
             let mut backoff = Duration::from_millis(100);
             let written = loop {
                 match publisher.write(&validated) {
@@ -147,7 +164,7 @@ impl RawStage {
     }
 
     /// Up to `batch_size` records, waiting at most `BATCH_LINGER` for them.
-    fn poll_batch(&self) -> Result<Vec<Polled>, KafkaStageError> {
+    fn poll_batch(&mut self) -> Result<Vec<Polled>, KafkaStageError> {
         let deadline = Instant::now() + BATCH_LINGER;
         let mut batch = Vec::new();
         while batch.len() < self.batch_size {
@@ -180,13 +197,16 @@ impl RawStage {
         Ok(batch)
     }
 
-    fn consumer_error(&self, error: KafkaError) -> Result<(), KafkaStageError> {
+    fn consumer_error(&mut self, error: KafkaError) -> Result<(), KafkaStageError> {
+        // A fatal error or a missing topic goes to the supervisor, which
+        // builds the stage again or waits.
         if is_permanent(&error) {
             return Err(error.into());
         }
         // The broker is away or the group is rebalancing: librdkafka
         // reconnects by itself; nothing was read, nothing is lost.
-        tracing::warn!(%error, "raw topics: waiting for the broker");
+        self.faults
+            .fault("raw topics: waiting for the broker", &error);
         Ok(())
     }
 

@@ -96,6 +96,9 @@ pub struct KafkaSettings {
     /// How long a write may wait for the broker's acknowledgement before it
     /// is reported as failed (and retried by the stage).
     pub delivery_timeout: Duration,
+    /// How long a stage waits for a topic that does not exist (yet: a new
+    /// topic takes a moment to reach every broker) before it stops.
+    pub topic_grace: Duration,
 }
 
 impl KafkaSettings {
@@ -111,6 +114,7 @@ impl KafkaSettings {
             session_timeout: Duration::from_secs(10),
             instance_id: None,
             delivery_timeout: Duration::from_secs(120),
+            topic_grace: Duration::from_secs(60),
         }
     }
 

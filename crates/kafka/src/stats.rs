@@ -47,6 +47,14 @@ impl ClientContext for StatisticsContext {
     fn stats(&self, statistics: Statistics) {
         record_consumer_statistics(&statistics);
     }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::waiting::client_log(&crate::waiting::RAW, level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::waiting::client_error(&crate::waiting::RAW, &error, reason);
+    }
 }
 
 impl ConsumerContext for StatisticsContext {}

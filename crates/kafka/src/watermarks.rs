@@ -98,9 +98,8 @@ pub(crate) fn partitions_of<C: ConsumerContext>(
         .filter(|t| t.error().is_none() && !t.partitions().is_empty());
     match found {
         Some(t) => Ok(t.partitions().iter().map(|p| p.id()).collect()),
-        None => Err(KafkaStageError::TopicSetup {
+        None => Err(KafkaStageError::TopicMissing {
             topic: topic.to_owned(),
-            problem: "does not exist; create the topics with `idfold topics --kafka ...`".into(),
         }),
     }
 }

@@ -2,7 +2,7 @@
 //! `DeadLetterSink`: a write returns once the broker acknowledged every
 //! record of it (acks=all, idempotent producer), or reports it failed.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use idfold_log::{DeadLetter, DeadLetterSink, EventSink, LogEntry, LogError};
@@ -35,7 +35,15 @@ pub struct DeliveryTally {
     first_failure: Mutex<Option<KafkaError>>,
 }
 
-impl ClientContext for DeliveryTally {}
+impl ClientContext for DeliveryTally {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::waiting::client_log(&crate::waiting::WRITER, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::waiting::client_error(&crate::waiting::WRITER, &error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryTally {
     type DeliveryOpaque = ();
@@ -62,7 +70,9 @@ impl DeliveryTally {
 }
 
 pub struct KafkaWriter {
-    producer: BaseProducer<DeliveryTally>,
+    /// Replaced by a new one when librdkafka gives it up (a fatal error).
+    producer: RwLock<Arc<BaseProducer<DeliveryTally>>>,
+    config: rdkafka::ClientConfig,
     events_topic: String,
     dead_letter_topic: String,
     pub(crate) mau_topic: String,
@@ -84,10 +94,12 @@ impl std::fmt::Debug for KafkaWriter {
 
 impl KafkaWriter {
     pub fn new(settings: &KafkaSettings) -> Result<KafkaWriter, KafkaError> {
+        let config = settings.producer();
         Ok(KafkaWriter {
-            producer: settings
-                .producer()
-                .create_with_context(DeliveryTally::default())?,
+            producer: RwLock::new(Arc::new(
+                config.create_with_context(DeliveryTally::default())?,
+            )),
+            config,
             events_topic: settings.topics.events.clone(),
             dead_letter_topic: settings.topics.dead_letters.clone(),
             mau_topic: settings.topics.mau.clone(),
@@ -100,7 +112,7 @@ impl KafkaWriter {
     /// Whether the broker answers and has the canonical log (`/readyz`).
     pub fn check_reachable(&self, timeout: Duration) -> Result<(), String> {
         let metadata = self
-            .producer
+            .producer()
             .client()
             .fetch_metadata(Some(&self.events_topic), timeout)
             .map_err(|e| format!("Kafka does not answer: {e}"))?;
@@ -116,11 +128,11 @@ impl KafkaWriter {
     /// Waits until every record sent is acknowledged or failed. rdkafka's
     /// `flush` polls in 100 ms steps, which made every write take at least
     /// 100 ms; short steps answer as soon as the broker has.
-    fn wait_for_acks(&self) -> Result<(), KafkaError> {
+    fn wait_for_acks(&self, producer: &BaseProducer<DeliveryTally>) -> Result<(), KafkaError> {
         const STEP: Duration = Duration::from_millis(1);
         let deadline = std::time::Instant::now() + self.flush_timeout;
         loop {
-            match self.producer.flush(STEP) {
+            match producer.flush(STEP) {
                 Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
                     if std::time::Instant::now() < deadline => {}
                 done => return done,
@@ -138,39 +150,79 @@ impl KafkaWriter {
             .write_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.producer.context().take();
+        let producer = self.producer();
+        let outcome = self.send_and_wait(&producer, records);
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            // Nothing of this write was acknowledged: the caller writes it
+            // again, through a new producer.
+            self.replace_producer(&format!("{code}: {reason}"));
+            return Err(LogError::Unavailable {
+                detail: format!(
+                    "{topic}: the Kafka producer failed for good ({code}); a new one takes over"
+                ),
+            });
+        }
+        outcome.map_err(|error| write_failure(&error, topic))
+    }
+
+    fn producer(&self) -> Arc<BaseProducer<DeliveryTally>> {
+        self.producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace_producer(&self, why: &str) {
+        metrics::counter!(names::KAFKA_CLIENT_REBUILDS, "stage" => "writer").increment(1);
+        match self.config.create_with_context(DeliveryTally::default()) {
+            Ok(fresh) => {
+                tracing::warn!(
+                    reason = why,
+                    "the Kafka producer failed for good; a new one takes over"
+                );
+                *self
+                    .producer
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+            }
+            Err(error) => tracing::warn!(%error, "cannot build a new Kafka producer yet"),
+        }
+    }
+
+    fn send_and_wait<'r>(
+        &self,
+        producer: &BaseProducer<DeliveryTally>,
+        records: impl Iterator<Item = BaseRecord<'r, str, [u8]>>,
+    ) -> Result<(), KafkaError> {
+        producer.context().take();
         for record in records {
             let mut record = record;
             loop {
-                match self.producer.send(record) {
+                match producer.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // The local queue is full: serve deliveries, retry.
-                        self.producer.poll(Duration::from_millis(50));
+                        producer.poll(Duration::from_millis(50));
                         record = back;
                     }
                     Err((error, _)) => {
                         // Whatever was queued is still delivered; the caller
                         // retries the whole write, and duplicates are dropped
                         // by the fold.
-                        let _ = self.wait_for_acks();
-                        return Err(write_failure(&error, topic));
+                        let _ = self.wait_for_acks(producer);
+                        return Err(error);
                     }
                 }
             }
         }
         // Once per write: what waits for acknowledgement now, then what
         // is left once they came.
-        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE)
-            .set(f64::from(self.producer.in_flight_count()));
-        let acked = self.wait_for_acks();
-        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE)
-            .set(f64::from(self.producer.in_flight_count()));
-        if let Err(error) = acked {
-            return Err(write_failure(&error, topic));
-        }
-        match self.producer.context().take() {
-            Some(error) => Err(write_failure(&error, topic)),
+        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE).set(f64::from(producer.in_flight_count()));
+        let acked = self.wait_for_acks(producer);
+        metrics::gauge!(names::KAFKA_PRODUCER_QUEUE).set(f64::from(producer.in_flight_count()));
+        acked?;
+        match producer.context().take() {
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }

@@ -8,7 +8,13 @@ pub enum LogError {
     Locked { path: PathBuf },
     #[error("no idfold data in {path}: ingest events into it first, or check --data")]
     Missing { path: PathBuf },
-    #[error("cannot open data directory {path}: {source}")]
+    #[error("{path} is a file, not a directory: give --data a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("{path} is not an idfold data directory (its files are not idfold's): check --data, or give a new or empty directory")]
+    NotDataDir { path: PathBuf },
+    /// The cause (`source`) is printed after the message by whoever shows
+    /// the chain, so the message leaves it out: it would appear twice.
+    #[error("cannot open data directory {path}")]
     Open {
         path: PathBuf,
         source: std::io::Error,

@@ -175,15 +175,33 @@ impl Validated {
             if let Some(received) = input.received_at {
                 stamp_received_at(&mut event, received)?;
             }
-            Ok(event)
+            let payload = encode_avro(&event);
+            Ok((event, payload))
+        });
+        // The log's reader holds records to the event limit too: one that
+        // grew past it when written out (numbers such as `1e15` come back
+        // as `1000000000000000.0`) would be accepted here and refused by
+        // the fold.
+        let outcome = outcome.and_then(|(event, payload)| {
+            if payload.len() > MAX_EVENT_BYTES {
+                Err(Rejection::new(
+                    ReasonCode::TooLarge,
+                    None,
+                    format!(
+                        "the event is {} bytes as the log stores it (numbers written out in full); the limit is 32 KiB ({MAX_EVENT_BYTES} bytes)",
+                        payload.len()
+                    ),
+                ))
+            } else {
+                Ok((event, payload))
+            }
         });
         match outcome {
-            Ok(event) => {
+            Ok((event, payload)) => {
                 *self
                     .accepted_by_kind
                     .entry(event.kind().as_str())
                     .or_default() += 1;
-                let payload = encode_avro(&event);
                 if payload.is_empty() {
                     // A validated event always fits its schema; if one ever
                     // did not, nothing of the batch is written.

@@ -1,10 +1,15 @@
 //! The dashboard at `/`: server-rendered HTML with an inline SVG chart, no
 //! script and nothing fetched from elsewhere. A read token, entered once,
-//! picks the workspace and is kept in an HttpOnly, SameSite=Strict cookie;
-//! every page is then rendered from the same store the API reads.
+//! opens a server-side session of its workspace; the cookie holds only the
+//! session's random id (HttpOnly, SameSite=Strict, Secure when configured).
+//! Every page is then rendered from the same store the API reads.
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -18,13 +23,62 @@ use crate::error::ReadError;
 use crate::profiles::{answer, lookup_identifier};
 use crate::responses::{responses_of, ResponseFilter, ResponseRow};
 use crate::routes::ReadState;
+use crate::session::SessionStore;
 
-const COOKIE: &str = "idfold_read";
+/// Not the name the raw-token cookie had: such cookies are simply ignored.
+const COOKIE: &str = "idfold_session";
 /// Months in the chart: the latest this many with activity and the gaps between.
 const CHART_MONTHS: usize = 12;
 const LAST_RESPONSES: usize = 10;
-/// How long a sign-in lasts.
-const SESSION: time::Duration = time::Duration::hours(8);
+/// The page needs its inline style and the empty favicon, nothing else; its
+/// forms post to itself; no other site may frame it.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// How the dashboard's cookie is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DashboardSettings {
+    /// Mark the cookie `Secure` (the browser then sends it over HTTPS
+    /// only). Set it whenever the dashboard is reached over TLS, e.g.
+    /// behind a proxy that terminates it: idfold itself serves plain HTTP
+    /// and cannot tell.
+    pub secure_cookie: bool,
+}
+
+/// The dashboard's sessions and cookie settings, held by [`ReadState`].
+#[derive(Debug)]
+pub(crate) struct Dashboard {
+    sessions: SessionStore,
+    settings: DashboardSettings,
+}
+
+impl Dashboard {
+    pub(crate) fn new(settings: DashboardSettings) -> Dashboard {
+        Dashboard {
+            sessions: SessionStore::default(),
+            settings,
+        }
+    }
+
+    fn cookie(&self, value: String) -> Cookie<'static> {
+        let max_age = time::Duration::try_from(self.sessions.ttl()).unwrap_or(time::Duration::ZERO);
+        Cookie::build((COOKIE, value))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.settings.secure_cookie)
+            .path("/")
+            .max_age(max_age)
+            .build()
+    }
+
+    /// Tells the browser to drop the cookie (same attributes, or it would
+    /// be another cookie).
+    fn removal(&self) -> Cookie<'static> {
+        let mut cookie = self.cookie(String::new());
+        cookie.make_removal();
+        cookie
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct SignIn {
@@ -37,17 +91,34 @@ pub struct Find {
     value: Option<String>,
 }
 
-/// `GET /`: the dashboard of the signed-in workspace, or the sign-in form.
+/// `GET /`: the dashboard of the signed-in workspace, or the sign-in form
+/// (401 with the cookie dropped when it names a session that ended).
 pub async fn dashboard(
     State(state): State<ReadState>,
     jar: CookieJar,
     Query(find): Query<Find>,
 ) -> Response {
-    let Some(workspace) = signed_in(&state, &jar) else {
-        return Html(sign_in_page(None).into_string()).into_response();
+    let dashboard = state.dashboard();
+    let session = jar.get(COOKIE).map(|c| c.value().to_owned());
+    let workspace = session
+        .as_deref()
+        .and_then(|id| dashboard.sessions.workspace(id, Instant::now()));
+    let Some(workspace) = workspace else {
+        let response = if session.is_some() {
+            let page = sign_in_page(Some("Your session has ended: sign in again."));
+            (
+                StatusCode::UNAUTHORIZED,
+                jar.remove(dashboard.removal()),
+                Html(page.into_string()),
+            )
+                .into_response()
+        } else {
+            Html(sign_in_page(None).into_string()).into_response()
+        };
+        return page_headers(response);
     };
     let page = state.blocking(|| overview(&state, &workspace, &find)).await;
-    let mut response = match page {
+    let response = match page {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(error) => (
             error.status(),
@@ -55,45 +126,151 @@ pub async fn dashboard(
         )
             .into_response(),
     };
-    // Personal data: kept by no cache.
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
+    page_headers(response)
+}
+
+/// Personal data: kept by no cache, framed by no other site.
+fn page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
     );
     response
 }
 
-/// `POST /dashboard/session`: checks the token, then keeps it in a cookie.
+/// `POST /dashboard/session`: checks the token, then opens a session of its
+/// workspace (ending the one the browser had, if any).
 pub async fn sign_in(
     State(state): State<ReadState>,
+    _: SameOrigin,
     jar: CookieJar,
     Form(form): Form<SignIn>,
 ) -> Response {
-    let token = form.token.trim().to_owned();
-    if state.workspace_of_token(&token).is_none() {
+    let dashboard = state.dashboard();
+    let Some(workspace) = state.workspace_of_token(form.token.trim()) else {
         let page = sign_in_page(Some("That is not a read token of any workspace."));
-        return (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response();
+        return page_headers((StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response());
+    };
+    if let Some(old) = jar.get(COOKIE) {
+        dashboard.sessions.revoke(old.value());
     }
-    let cookie = Cookie::build((COOKIE, token))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .max_age(SESSION)
-        .build();
-    (jar.add(cookie), Redirect::to("/")).into_response()
+    let session = dashboard.sessions.create(&workspace, Instant::now());
+    (jar.add(dashboard.cookie(session)), Redirect::to("/")).into_response()
 }
 
-/// `POST /dashboard/logout`.
-pub async fn sign_out(jar: CookieJar) -> Response {
-    (
-        jar.remove(Cookie::build(COOKIE).path("/")),
-        Redirect::to("/"),
-    )
-        .into_response()
+/// `POST /dashboard/logout`: ends the session on the server, so the cookie
+/// opens nothing even if a copy of it is kept.
+pub async fn sign_out(State(state): State<ReadState>, _: SameOrigin, jar: CookieJar) -> Response {
+    let dashboard = state.dashboard();
+    if let Some(session) = jar.get(COOKIE) {
+        dashboard.sessions.revoke(session.value());
+    }
+    (jar.remove(dashboard.removal()), Redirect::to("/")).into_response()
 }
 
-fn signed_in(state: &ReadState, jar: &CookieJar) -> Option<String> {
-    state.workspace_of_token(jar.get(COOKIE)?.value())
+/// A dashboard POST that comes from the dashboard's own origin (or from no
+/// browser at all): refused with 403 `cross_origin` otherwise, so that
+/// another site cannot sign a visitor in to a workspace of its choosing
+/// (login CSRF) or out.
+#[derive(Debug)]
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = ReadError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ReadError> {
+        let authority = parts.uri.authority().map(|a| a.as_str());
+        same_origin(&parts.headers, authority)
+            .map(|()| SameOrigin)
+            .map_err(ReadError::CrossOrigin)
+    }
+}
+
+/// Browsers send `Origin` on every POST (`Referer` is the fallback for
+/// those that do not), and `Sec-Fetch-Site`: it must name the host the
+/// request was sent to (`Host`, or the URI's authority on HTTP/2). A request
+/// with neither `Origin` nor `Referer` comes from no browser (curl, a
+/// script) and cannot be forged by another site: it is let through.
+fn same_origin(headers: &HeaderMap, uri_authority: Option<&str>) -> Result<(), &'static str> {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return Err("the browser says this request comes from another site");
+    }
+    let (sender, what) = match (text(header::ORIGIN), text(header::REFERER)) {
+        (Some(origin), _) => (origin, "Origin"),
+        (None, Some(referer)) => (referer, "Referer"),
+        (None, None) => return Ok(()),
+    };
+    let host = text(header::HOST)
+        .or(uri_authority)
+        .ok_or("the request names no Host to compare its Origin with")?;
+    let sender = Site::of_url(sender).ok_or(match what {
+        "Origin" => "the Origin header is opaque or not a URL",
+        _ => "the Referer header is not a URL",
+    })?;
+    let receiver = authority(host, sender.default_port).ok_or("the Host header is not a host")?;
+    if (receiver.0 == sender.host) && (receiver.1 == sender.port) {
+        Ok(())
+    } else {
+        Err(match what {
+            "Origin" => "the Origin header names another site than the Host",
+            _ => "the Referer header names another site than the Host",
+        })
+    }
+}
+
+/// Host and port of an `Origin` or `Referer`, and its scheme's default port
+/// (what a `Host` without a port means).
+#[derive(Debug, PartialEq)]
+struct Site {
+    host: String,
+    port: u16,
+    default_port: u16,
+}
+
+impl Site {
+    fn of_url(url: &str) -> Option<Site> {
+        let (scheme, rest) = url.split_once("://")?;
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (host, port) = authority(&rest[..end], default_port)?;
+        Some(Site {
+            host,
+            port,
+            default_port,
+        })
+    }
+}
+
+/// `host[:port]` (an IPv6 host in brackets) as lower-case host and port.
+fn authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None | Some("") => default_port,
+        Some(port) => port.parse().ok()?,
+    };
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
 fn layout(title: &str, body: Markup) -> Markup {
@@ -349,3 +526,95 @@ input, select, button { font: inherit; padding: .35rem .6rem; }
 input#token { width: 100%; box-sizing: border-box; }
 button { margin-top: .75rem; cursor: pointer; }
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pairs: &[(&'static str, &str)]) -> Result<(), &'static str> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        same_origin(&headers, None)
+    }
+
+    #[test]
+    fn a_post_from_the_dashboard_s_own_origin_passes() {
+        for pairs in [
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("origin", "http://127.0.0.1:8088"),
+            ],
+            vec![
+                ("host", "Dash.Example.com"),
+                ("origin", "https://dash.example.com"),
+            ],
+            vec![
+                ("host", "dash.example.com:443"),
+                ("origin", "https://dash.example.com"),
+            ],
+            vec![("host", "[::1]:8088"), ("origin", "http://[::1]:8088")],
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("referer", "http://127.0.0.1:8088/?kind=email"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            // No browser sent it: nothing another site could forge.
+            vec![("host", "127.0.0.1:8088")],
+        ] {
+            assert_eq!(check(&pairs), Ok(()), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn a_post_from_another_origin_is_refused() {
+        for pairs in [
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("origin", "http://127.0.0.1:8089"),
+            ],
+            vec![("host", "127.0.0.1"), ("origin", "http://127.0.0.1:8088")],
+            vec![
+                ("host", "dash.example.com"),
+                ("origin", "http://dash.example.com.evil.example"),
+            ],
+            vec![("host", "127.0.0.1:8088"), ("origin", "null")],
+            vec![("host", "127.0.0.1:8088"), ("origin", "file://")],
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("referer", "http://evil.example/page"),
+            ],
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("referer", "http://127.0.0.1:8088@evil.example/"),
+            ],
+            vec![("host", "127.0.0.1:8088"), ("sec-fetch-site", "cross-site")],
+            // The Origin wins over a Referer that would pass.
+            vec![
+                ("host", "127.0.0.1:8088"),
+                ("origin", "http://evil.example"),
+                ("referer", "http://127.0.0.1:8088/"),
+            ],
+            vec![("origin", "http://127.0.0.1:8088")],
+            vec![("host", "a:b:c"), ("origin", "http://a")],
+        ] {
+            assert!(check(&pairs).is_err(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn on_http2_the_uri_s_authority_stands_for_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://dash.example.com"),
+        );
+        assert_eq!(same_origin(&headers, Some("dash.example.com")), Ok(()));
+        assert!(same_origin(&headers, Some("evil.example")).is_err());
+    }
+}

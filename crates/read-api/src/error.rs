@@ -41,6 +41,9 @@ pub enum ReadError {
     Output(String),
     #[error("the segment filter is not valid {0}")]
     InvalidFilter(FilterError),
+    /// A dashboard form posted from another site (login CSRF).
+    #[error("refused: {0}; sign in from the dashboard's own page")]
+    CrossOrigin(&'static str),
 }
 
 impl From<AuthError> for ReadError {
@@ -67,6 +70,7 @@ impl ReadError {
             ReadError::LogUnavailable(_) => "log_unavailable",
             ReadError::Output(_) => "internal",
             ReadError::InvalidFilter(_) => "invalid_filter",
+            ReadError::CrossOrigin(_) => "cross_origin",
         }
     }
 
@@ -88,7 +92,7 @@ impl ReadError {
             ReadError::MissingToken | ReadError::InvalidToken | ReadError::BadAuthorization => {
                 StatusCode::UNAUTHORIZED
             }
-            ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
+            ReadError::OtherWorkspace(_) | ReadError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ReadError::BadParameter { .. }
             | ReadError::InvalidIdentifier { .. }
             | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,

@@ -15,7 +15,7 @@ use idfold_access::ReadTokens;
 use idfold_projector::StateStore;
 use serde_json::{json, Value};
 
-use crate::dashboard::{dashboard, sign_in, sign_out};
+use crate::dashboard::{dashboard, sign_in, sign_out, Dashboard, DashboardSettings};
 use crate::erasure::{erasure_request, outcome_json, ErasureLog};
 use crate::error::ReadError;
 use crate::forward::{route_to_owner, ClusterView};
@@ -46,6 +46,7 @@ struct Inner {
     erasures: Option<ErasureLog>,
     /// On Kafka: the other instances, for reads of workspaces held there.
     cluster: Option<ClusterView>,
+    dashboard: Dashboard,
 }
 
 impl std::fmt::Debug for ReadState {
@@ -64,6 +65,7 @@ impl ReadState {
         clock: fn() -> idfold_events::EventTime,
         erasures: Option<ErasureLog>,
         cluster: Option<ClusterView>,
+        dashboard: DashboardSettings,
     ) -> ReadState {
         ReadState(Arc::new(Inner {
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
@@ -73,6 +75,7 @@ impl ReadState {
             clock,
             erasures,
             cluster,
+            dashboard: Dashboard::new(dashboard),
         }))
     }
 
@@ -138,6 +141,10 @@ impl ReadState {
 
     pub(crate) fn cluster(&self) -> Option<&ClusterView> {
         self.0.cluster.as_ref()
+    }
+
+    pub(crate) fn dashboard(&self) -> &Dashboard {
+        &self.0.dashboard
     }
 
     pub(crate) fn store(&self) -> &StateStore {

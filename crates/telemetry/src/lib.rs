@@ -63,6 +63,18 @@ pub mod names {
     pub const FOLD_RESIDENT_EVENTS: &str = "idfold_fold_resident_events";
     /// Workspaces loaded from the store into memory.
     pub const FOLD_WORKSPACE_LOADS: &str = "idfold_fold_workspace_loads_total";
+    /// Kafka faults waited out (a leader election, a broker away, a topic
+    /// not yet known, a client rebuilt). Labels: `stage` (`fold`, `raw`,
+    /// `writer`, `instances`).
+    pub const KAFKA_TRANSIENT_ERRORS: &str = "idfold_kafka_transient_errors_total";
+    /// Kafka clients built again after librdkafka gave one up (a fenced
+    /// static member, a fatal idempotence error). Labels: `stage`.
+    pub const KAFKA_CLIENT_REBUILDS: &str = "idfold_kafka_client_rebuilds_total";
+    /// 1 once the fold reached the end a partition had when it was
+    /// assigned (or, on the embedded log, the end of the log), 0 while it
+    /// catches up or when the partition is not held. Labels: `topic`
+    /// (`embedded` for the embedded log), `partition`.
+    pub const FOLD_PARTITION_CAUGHT_UP: &str = "idfold_fold_partition_caught_up";
 }
 
 /// Registers the descriptions with whichever recorder is installed.
@@ -167,5 +179,20 @@ pub fn describe() {
         FOLD_WORKSPACE_LOADS,
         Unit::Count,
         "Workspaces loaded into memory."
+    );
+    describe_counter!(
+        KAFKA_TRANSIENT_ERRORS,
+        Unit::Count,
+        "Kafka faults waited out, by stage."
+    );
+    describe_counter!(
+        KAFKA_CLIENT_REBUILDS,
+        Unit::Count,
+        "Kafka clients built again after a fatal error, by stage."
+    );
+    describe_gauge!(
+        FOLD_PARTITION_CAUGHT_UP,
+        Unit::Count,
+        "1 once the fold caught up with a partition, by topic and partition."
     );
 }
