@@ -5,30 +5,48 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use idfold_events::{parse_month, Identifier};
+use idfold_events::{
+    normalize_identifier, parse_month, parse_profile_id, Identifier, IdentifierKind,
+    InvalidIdentifier,
+};
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog, EventLog};
 
 use crate::DataArgs;
 use idfold_projector::{MauRow, StateStore};
 use serde_json::{json, Value};
 
+/// Which profile: each flag is normalised as ingest normalises the field
+/// (`idfold_events::normalize_identifier`), so `--email U1@Example.COM`
+/// finds what `u1@example.com` was stored as; a blank-looking value is a
+/// usage error (exit 2) naming the flag.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct LookupArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = user_id_flag)]
     user_id: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = email_flag)]
     email: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = anonymous_id_flag)]
     anonymous_id: Option<String>,
+}
+
+fn user_id_flag(text: &str) -> Result<String, InvalidIdentifier> {
+    normalize_identifier(IdentifierKind::User, text)
+}
+
+fn email_flag(text: &str) -> Result<String, InvalidIdentifier> {
+    normalize_identifier(IdentifierKind::Email, text)
+}
+
+fn anonymous_id_flag(text: &str) -> Result<String, InvalidIdentifier> {
+    normalize_identifier(IdentifierKind::Anonymous, text)
 }
 
 impl LookupArgs {
     pub fn identifier(&self) -> Option<Identifier> {
         match (&self.user_id, &self.email, &self.anonymous_id) {
             (Some(u), _, _) => Some(Identifier::user(u.clone())),
-            // Emails are compared trimmed and lower-cased, as at ingest.
-            (_, Some(e), _) => Some(Identifier::email(idfold_events::normalize_email(e))),
+            (_, Some(e), _) => Some(Identifier::email(e.clone())),
             (_, _, Some(d)) => Some(Identifier::anonymous(d.clone())),
             _ => None,
         }
@@ -141,8 +159,8 @@ pub struct ResponsesArgs {
     to: Option<String>,
     /// Only the responses of this profile (`user:ID`, `email:ADDRESS`,
     /// `anonymous:ID`; a device or email that resolves to a user gives the user's).
-    #[arg(long)]
-    profile: Option<String>,
+    #[arg(long, value_parser = parse_profile_id)]
+    profile: Option<Identifier>,
     /// CSV (one column per answer key) instead of NDJSON.
     #[arg(long)]
     csv: bool,
@@ -170,11 +188,8 @@ pub fn responses(
     note_unfolded(&dir, &store)?;
     let mut rows = Vec::new();
     match &args.profile {
-        Some(text) => {
-            let id = Identifier::parse(text).with_context(|| {
-                format!("--profile must be user:ID, email:ADDRESS or anonymous:ID, not {text:?}")
-            })?;
-            let Some((_, profile)) = store.lookup(workspace, &id)? else {
+        Some(id) => {
+            let Some((_, profile)) = store.lookup(workspace, id)? else {
                 eprintln!("no profile for {id} in workspace {workspace}");
                 return Ok(ExitCode::from(2));
             };

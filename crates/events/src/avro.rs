@@ -514,7 +514,7 @@ mod tests {
             "sent_at": "2026-01-31T12:00:01Z",
             "received_at": "2026-01-31T12:00:03.5Z",
             "channel": "mobile",
-            "user_id": " U-1 ",
+            "user_id": " Ｕ-1 ",
             "email": " Ada@Example.com",
             "anonymous_id": "d-1",
         });
@@ -618,7 +618,7 @@ mod tests {
             let e = round_trip(&full(kind));
             assert_eq!(e.channel, Channel::Mobile);
             assert_eq!(e.email.as_deref(), Some("ada@example.com"));
-            assert_eq!(e.user_id.as_deref(), Some(" U-1 "));
+            assert_eq!(e.user_id.as_deref(), Some("U-1"), "normalised, case kept");
             assert!(e.sent_at.is_some() && e.received_at.is_some());
         }
         let e = round_trip(&full("survey"));

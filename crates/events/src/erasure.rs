@@ -11,6 +11,7 @@ use apache_avro::Schema;
 
 use crate::avro::{check_complete_datum, decode_avro, single_object, split_single_object};
 use crate::error::{ReasonCode, Rejection};
+use crate::identifier::normalize_identifier;
 use crate::model::{Event, Identifier};
 use crate::time::{format_nanos, parse_rfc3339, EventTime};
 
@@ -129,6 +130,18 @@ fn decode_erasure(codec: &ErasureCodec, body: &mut &[u8]) -> Result<ErasureReque
             "must be `user:<id>`, `email:<address>` or `anonymous:<id>`",
         )
     })?;
+    // The fold normalises events' identifiers again as it reads them (a
+    // no-op on what this version wrote): the person a request names must
+    // be normalised the same way, or a log written before the rule would
+    // erase nobody when refolded. A value the rule refuses names no event
+    // the fold keeps, and stays as it was.
+    let profile = match normalize_identifier(profile.kind, &profile.value) {
+        Ok(value) => Identifier {
+            kind: profile.kind,
+            value,
+        },
+        Err(_) => profile,
+    };
     let requested_at = parse_rfc3339(&required("requested_at")?)
         .ok_or_else(|| Rejection::invalid("requested_at", "must be an RFC 3339 timestamp"))?;
     Ok(ErasureRequest {
@@ -161,6 +174,21 @@ mod tests {
             decode_log_payload(&bytes),
             Ok(LogPayload::Erasure(request()))
         );
+    }
+
+    #[test]
+    fn a_request_from_before_normalisation_names_the_normalised_person() {
+        let mut older = request();
+        older.profile = Identifier::email(" Ｕ１@Example.com");
+        let decoded = decode_log_payload(&encode_erasure(&older));
+        let Ok(LogPayload::Erasure(decoded)) = decoded else {
+            panic!("{decoded:?}");
+        };
+        assert_eq!(decoded.profile, Identifier::email("u1@example.com"));
+        // One the rule refuses is kept as it was.
+        older.profile = Identifier::user("nil");
+        let decoded = decode_log_payload(&encode_erasure(&older));
+        assert_eq!(decoded, Ok(LogPayload::Erasure(older)));
     }
 
     #[test]

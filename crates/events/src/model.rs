@@ -121,11 +121,42 @@ pub enum IdentifierKind {
 }
 
 impl IdentifierKind {
+    pub const ALL: [IdentifierKind; 3] = [
+        IdentifierKind::User,
+        IdentifierKind::Email,
+        IdentifierKind::Anonymous,
+    ];
+
     pub fn prefix(self) -> &'static str {
         match self {
             IdentifierKind::User => "user",
             IdentifierKind::Email => "email",
             IdentifierKind::Anonymous => "anonymous",
+        }
+    }
+
+    /// The kind a profile id's prefix (`user`, `email`, `anonymous`) names.
+    pub fn from_prefix(prefix: &str) -> Option<IdentifierKind> {
+        IdentifierKind::ALL
+            .into_iter()
+            .find(|k| k.prefix() == prefix)
+    }
+
+    /// What a value of this kind is called in a sentence, with its article.
+    pub fn value_name(self) -> &'static str {
+        match self {
+            IdentifierKind::User => "a user id",
+            IdentifierKind::Email => "an email address",
+            IdentifierKind::Anonymous => "an anonymous id",
+        }
+    }
+
+    /// The event field that carries this kind of identifier.
+    pub fn field(self) -> &'static str {
+        match self {
+            IdentifierKind::User => "user_id",
+            IdentifierKind::Email => "email",
+            IdentifierKind::Anonymous => "anonymous_id",
         }
     }
 }
@@ -176,16 +207,12 @@ impl Identifier {
         }
     }
 
-    /// Parses the `kind:value` form that profiles use as their id.
+    /// Parses the `kind:value` form that profiles use as their id, as
+    /// stored (already normalised); input from people goes through
+    /// [`crate::parse_profile_id`] instead.
     pub fn parse(text: &str) -> Option<Identifier> {
         let (prefix, value) = text.split_once(':')?;
-        let kind = [
-            IdentifierKind::User,
-            IdentifierKind::Email,
-            IdentifierKind::Anonymous,
-        ]
-        .into_iter()
-        .find(|k| k.prefix() == prefix)?;
+        let kind = IdentifierKind::from_prefix(prefix)?;
         (!value.is_empty()).then(|| Identifier {
             kind,
             value: value.to_owned(),

@@ -9,6 +9,49 @@ use time::{Date, OffsetDateTime, UtcOffset};
 /// Nanoseconds since 1970-01-01T00:00:00Z. Fits years 1678..=2261.
 pub type EventTime = i64;
 
+/// The first event time idfold accepts: 1970-01-01T00:00:00Z.
+pub const EVENT_TIME_MIN: EventTime = 0;
+/// The first event time past the accepted range: 2200-01-01T00:00:00Z.
+/// Far inside what [`EventTime`] holds, so arithmetic on accepted times
+/// (skew correction, the 24 h cap, month ends) never saturates.
+pub const EVENT_TIME_END: EventTime = 7_258_118_400 * 1_000_000_000;
+/// The accepted range, as messages name it.
+pub const EVENT_TIME_RANGE: &str =
+    "1970-01-01T00:00:00Z (inclusive) to 2200-01-01T00:00:00Z (exclusive)";
+
+/// Why a text is not an accepted time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeProblem {
+    /// Not RFC 3339 with an offset.
+    Malformed,
+    /// A valid RFC 3339 time outside [`EVENT_TIME_RANGE`].
+    OutOfRange,
+}
+
+/// Whether an instant lies in [`EVENT_TIME_RANGE`].
+pub fn in_event_time_range(nanos: i128) -> bool {
+    (i128::from(EVENT_TIME_MIN)..i128::from(EVENT_TIME_END)).contains(&nanos)
+}
+
+/// Parses an RFC 3339 time with an offset that lies in [`EVENT_TIME_RANGE`].
+pub fn parse_event_time(text: &str) -> Result<EventTime, TimeProblem> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| TimeProblem::Malformed)?;
+    let nanos = parsed.unix_timestamp_nanos();
+    if !in_event_time_range(nanos) {
+        return Err(TimeProblem::OutOfRange);
+    }
+    i64::try_from(nanos).map_err(|_| TimeProblem::OutOfRange)
+}
+
+/// Formats any instant `time` can show (years -9999..=9999) as RFC 3339 in
+/// UTC; for messages about times out of range.
+pub fn format_wide_nanos(nanos: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{nanos} ns after 1970-01-01T00:00:00Z"))
+}
+
 /// A UTC calendar month, ordered in time; displayed as `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Month {
@@ -130,6 +173,37 @@ mod tests {
         let t = parse_rfc3339("2026-03-01T10:00:00.25+02:00").expect("valid");
         assert_eq!(format_nanos(t), "2026-03-01T08:00:00.25Z");
         assert_eq!(parse_rfc3339(&format_nanos(t)), Some(t));
+    }
+
+    #[test]
+    fn event_times_have_a_range() {
+        assert_eq!(parse_event_time("1970-01-01T00:00:00Z"), Ok(EVENT_TIME_MIN));
+        assert_eq!(
+            parse_event_time("2199-12-31T23:59:59.999999999Z"),
+            Ok(EVENT_TIME_END - 1)
+        );
+        assert_eq!(parse_rfc3339("2200-01-01T00:00:00Z"), Some(EVENT_TIME_END));
+        for outside in [
+            "2200-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:30:00+01:00",
+            "1600-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                parse_event_time(outside),
+                Err(TimeProblem::OutOfRange),
+                "{outside}"
+            );
+        }
+        for bad in ["2026-01-31", "2026-01-31T12:00:00", "soon", ""] {
+            assert_eq!(parse_event_time(bad), Err(TimeProblem::Malformed), "{bad}");
+        }
+        assert_eq!(
+            format_wide_nanos(-i128::from(EVENT_TIME_END)),
+            "1740-01-01T00:00:00Z"
+        );
     }
 
     #[test]

@@ -13,8 +13,14 @@ use serde_json::{Map, Value};
 
 use crate::avro::{decode_avro, is_avro_single_object};
 use crate::error::{ReasonCode, Rejection};
-use crate::model::{Channel, Event, EventBody, EventKind, SurveyAction, MAX_EVENT_BYTES};
-use crate::time::{format_nanos, parse_rfc3339, EventTime};
+use crate::identifier::{normalize_identifier, InvalidIdentifier};
+use crate::model::{
+    Channel, Event, EventBody, EventKind, IdentifierKind, SurveyAction, MAX_EVENT_BYTES,
+};
+use crate::time::{
+    format_nanos, format_wide_nanos, in_event_time_range, parse_event_time, parse_rfc3339,
+    EventTime, TimeProblem, EVENT_TIME_RANGE,
+};
 
 /// How far past `received_at` a (skew-corrected) event time may lie before it
 /// is capped to `received_at`.
@@ -22,26 +28,7 @@ const MAX_FUTURE_NANOS: i64 = 24 * 60 * 60 * 1_000_000_000;
 
 const MAX_MESSAGE_ID_CHARS: usize = 200;
 const MAX_WORKSPACE_ID_CHARS: usize = 64;
-const MAX_IDENTIFIER_CHARS: usize = 256;
-const MAX_EMAIL_CHARS: usize = 254;
 const MAX_NAME_CHARS: usize = 200;
-
-/// Identifier values that clients send when they have no identifier. Compared
-/// ignoring ASCII case, after trimming.
-pub const PLACEHOLDER_IDENTIFIERS: [&str; 12] = [
-    "null",
-    "undefined",
-    "none",
-    "nan",
-    "anonymous",
-    "guest",
-    "unknown",
-    "0",
-    "-1",
-    "true",
-    "false",
-    "[object Object]",
-];
 
 const TIMESTAMP_HINT: &str =
     "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z";
@@ -129,9 +116,9 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     let sent_at = optional_time(obj, "sent_at")?;
     let received_at = optional_time(obj, "received_at")?;
     let channel = channel(obj)?;
-    let user_id = identifier(obj, "user_id")?;
-    let email = email(obj)?;
-    let anonymous_id = identifier(obj, "anonymous_id")?;
+    let user_id = identifier(obj, IdentifierKind::User)?;
+    let email = identifier(obj, IdentifierKind::Email)?;
+    let anonymous_id = identifier(obj, IdentifierKind::Anonymous)?;
 
     if user_id.is_none() && email.is_none() && anonymous_id.is_none() {
         return Err(Rejection::new(
@@ -166,7 +153,14 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
         timestamp_nanos,
         sent_at.as_ref().map(|(_, t)| *t),
         received_at.as_ref().map(|(_, t)| *t),
-    );
+    )
+    .map_err(|corrected| {
+        skew_out_of_range(
+            corrected,
+            sent_at.as_ref().map(|(s, _)| s.as_str()),
+            received_at.as_ref().map(|(s, _)| s.as_str()),
+        )
+    })?;
 
     Ok(Event {
         message_id,
@@ -183,41 +177,87 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     })
 }
 
-/// The event time: `timestamp` corrected for client clock skew, then capped.
+/// The event time: `timestamp` corrected for client clock skew, then capped,
+/// or `Err` with the corrected time when that falls outside
+/// [`EVENT_TIME_RANGE`] (a `sent_at` on another clock than `timestamp`).
 ///
 /// When both `sent_at` (client clock) and `received_at` (server clock) are
 /// known, their difference is the client's skew and is added to `timestamp`.
 /// A result more than 24 hours after `received_at` is not believable and is
-/// replaced by `received_at`. Saturating arithmetic: never overflows.
-pub fn event_time(timestamp: i64, sent_at: Option<i64>, received_at: Option<i64>) -> EventTime {
-    let mut t = timestamp;
+/// replaced by `received_at`. Computed exactly (in `i128`): never saturates.
+pub fn event_time(
+    timestamp: i64,
+    sent_at: Option<i64>,
+    received_at: Option<i64>,
+) -> Result<EventTime, i128> {
+    let mut t = i128::from(timestamp);
     if let (Some(sent), Some(received)) = (sent_at, received_at) {
-        t = t.saturating_add(received.saturating_sub(sent));
+        t += i128::from(received) - i128::from(sent);
     }
     if let Some(received) = received_at {
-        if t > received.saturating_add(MAX_FUTURE_NANOS) {
-            t = received;
+        if t > i128::from(received) + i128::from(MAX_FUTURE_NANOS) {
+            t = i128::from(received);
         }
     }
-    t
+    match EventTime::try_from(t) {
+        Ok(time) if in_event_time_range(t) => Ok(time),
+        _ => Err(t),
+    }
+}
+
+/// The rejection of an event whose skew-corrected time left the range.
+fn skew_out_of_range(
+    corrected: i128,
+    sent_at: Option<&str>,
+    received_at: Option<&str>,
+) -> Rejection {
+    let corrected = format_wide_nanos(corrected);
+    match (sent_at, received_at) {
+        (Some(sent), Some(received)) => Rejection::invalid(
+            "sent_at",
+            format_args!(
+                "{sent} is so far from `received_at` {received} that the event time corrected \
+                 for clock skew (`timestamp` + `received_at` - `sent_at` = {corrected}) is \
+                 outside {EVENT_TIME_RANGE}; send `sent_at` from the clock `timestamp` was read from"
+            ),
+        ),
+        // Without a correction the time is `timestamp` (or `received_at`),
+        // both checked on their own already.
+        _ => Rejection::invalid(
+            "timestamp",
+            format_args!("gives the event time {corrected}, outside {EVENT_TIME_RANGE}"),
+        ),
+    }
 }
 
 /// Stamps `received_at` on an event that arrived without one, from its
-/// transport's receive time (a Kafka record's timestamp), and derives the
-/// event time again with it. An event that has one keeps it: the stamp is a
-/// function of the record, so a re-delivery stamps the same value.
-pub fn stamp_received_at(event: &mut Event, received: EventTime) {
+/// transport's receive time (a Kafka record's timestamp, the server's
+/// clock), and derives the event time again with it. An event that has one
+/// keeps it: the stamp is a function of the record, so a re-delivery stamps
+/// the same value. Refused, leaving the event as it was, when the receive
+/// time or the corrected event time is outside [`EVENT_TIME_RANGE`].
+pub fn stamp_received_at(event: &mut Event, received: EventTime) -> Result<(), Rejection> {
     if event.received_at.is_some() {
-        return;
+        return Ok(());
     }
     let (Some(timestamp), sent_at) = (
         parse_rfc3339(&event.timestamp),
         event.sent_at.as_deref().and_then(parse_rfc3339),
     ) else {
-        return;
+        return Ok(());
     };
-    event.received_at = Some(format_nanos(received));
-    event.event_time = event_time(timestamp, sent_at, Some(received));
+    let stamp = format_nanos(received);
+    if !in_event_time_range(i128::from(received)) {
+        return Err(Rejection::invalid(
+            "received_at",
+            format_args!("{stamp} (the time it was received) is outside {EVENT_TIME_RANGE}"),
+        ));
+    }
+    event.event_time = event_time(timestamp, sent_at, Some(received)).map_err(|corrected| {
+        skew_out_of_range(corrected, event.sent_at.as_deref(), Some(&stamp))
+    })?;
+    event.received_at = Some(stamp);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -382,7 +422,16 @@ pub fn check_workspace_id(text: &str) -> Result<(), Rejection> {
 }
 
 fn parse_time(name: &str, text: &str) -> Result<EventTime, Rejection> {
-    parse_rfc3339(text).ok_or_else(|| Rejection::invalid(name, TIMESTAMP_HINT))
+    parse_event_time(text).map_err(|problem| match problem {
+        TimeProblem::Malformed => Rejection::invalid(name, TIMESTAMP_HINT),
+        TimeProblem::OutOfRange => Rejection::invalid(
+            name,
+            format_args!(
+                "{} is outside the times idfold accepts: {EVENT_TIME_RANGE}",
+                show(&Value::from(text))
+            ),
+        ),
+    })
 }
 
 fn required_time(obj: &Map<String, Value>, name: &str) -> Result<(String, EventTime), Rejection> {
@@ -413,88 +462,27 @@ fn channel(obj: &Map<String, Value>) -> Result<Channel, Rejection> {
     }
 }
 
-fn is_placeholder(text: &str) -> bool {
-    let trimmed = text.trim();
-    PLACEHOLDER_IDENTIFIERS
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(trimmed))
-}
-
-/// `user_id` / `anonymous_id`: kept exactly as sent when accepted.
-fn identifier(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
+/// `user_id`, `email`, `anonymous_id`: kept in their normalised form (see
+/// [`crate::normalize_identifier`]), so that every edge and every lookup
+/// compares the same strings.
+fn identifier(obj: &Map<String, Value>, kind: IdentifierKind) -> Result<Option<String>, Rejection> {
+    let name = kind.field();
     let Some(text) = optional_string(obj, name)? else {
         return Ok(None);
     };
-    check_length(name, text, MAX_IDENTIFIER_CHARS)?;
-    if text.trim().is_empty() {
-        return Err(Rejection::invalid(name, "must not be blank"));
-    }
-    if is_placeholder(text) {
-        return Err(Rejection::invalid(
-            name,
-            format_args!(
-                "is the placeholder \"{}\", not a real identifier; omit the field instead",
-                show(&Value::from(text.trim()))
-            ),
-        ));
-    }
-    Ok(Some(text.to_owned()))
+    normalize_identifier(kind, text)
+        .map(Some)
+        .map_err(|why| match why {
+            InvalidIdentifier::Placeholder(_) => {
+                Rejection::invalid(name, format_args!("{why}; omit the field instead"))
+            }
+            why => Rejection::invalid(name, why),
+        })
 }
 
-/// The form emails are stored and compared in: trimmed and lower-cased.
-pub fn normalize_email(text: &str) -> String {
-    text.trim().to_lowercase()
-}
-
-/// Whether an email, once normalized, would be accepted.
+/// Whether an email would be accepted.
 pub fn is_plausible_email(text: &str) -> bool {
-    email_problem(&normalize_email(text)).is_none()
-}
-
-/// Normalized, then checked for plausibility.
-fn email(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
-    let name = "email";
-    let Some(text) = optional_string(obj, name)? else {
-        return Ok(None);
-    };
-    let normalized = normalize_email(text);
-    match email_problem(&normalized) {
-        None => Ok(Some(normalized)),
-        Some(why) => Err(Rejection::invalid(
-            name,
-            format_args!("is not a plausible email address: {why}"),
-        )),
-    }
-}
-
-/// Why a normalized email address is not plausible, if it is not.
-fn email_problem(email: &str) -> Option<&'static str> {
-    if email.is_empty() {
-        return Some("it is empty");
-    }
-    if email.chars().count() > MAX_EMAIL_CHARS {
-        return Some("it is longer than 254 characters");
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Some("it contains whitespace or control characters");
-    }
-    let mut parts = email.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Some("it must contain exactly one `@`");
-    };
-    if local.is_empty() {
-        return Some("the part before `@` is empty");
-    }
-    if !domain.contains('.') {
-        return Some("the domain has no `.`");
-    }
-    if domain.starts_with('.') || domain.ends_with('.') {
-        return Some("the domain starts or ends with `.`");
-    }
-    if domain.split('.').any(str::is_empty) {
-        return Some("the domain has an empty label");
-    }
-    None
+    normalize_identifier(IdentifierKind::Email, text).is_ok()
 }
 
 fn body(kind: EventKind, obj: &Map<String, Value>) -> Result<EventBody, Rejection> {
@@ -562,6 +550,7 @@ fn survey_action(obj: &Map<String, Value>) -> Result<SurveyAction, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::{EVENT_TIME_END, EVENT_TIME_MIN};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -917,11 +906,19 @@ mod tests {
     #[test]
     fn every_placeholder_is_rejected_for_both_identifiers() {
         for name in ["user_id", "anonymous_id"] {
-            for p in PLACEHOLDER_IDENTIFIERS {
+            for p in crate::PLACEHOLDER_IDENTIFIERS {
+                let fullwidth: String = p
+                    .chars()
+                    .map(|c| match c {
+                        '!'..='~' => char::from_u32(u32::from(c) + 0xFEE0).unwrap_or(c),
+                        other => other,
+                    })
+                    .collect();
                 let variants = [
                     p.to_owned(),
                     p.to_ascii_uppercase(),
-                    format!("  {p}\t"),
+                    format!("  {p} "),
+                    fullwidth,
                     p.chars()
                         .enumerate()
                         .map(|(i, c)| {
@@ -949,6 +946,11 @@ mod tests {
                 json!(""),
                 json!("   "),
                 json!("\t\n"),
+                json!("\u{200B}"),
+                json!("null\u{200B}"),
+                json!("ｎｕｌｌ"),
+                json!("nil"),
+                json!("u\u{0000}1"),
                 json!(42),
                 json!(true),
                 json!({"id": 1}),
@@ -960,24 +962,33 @@ mod tests {
                     Some(name),
                 );
             }
-            // Near-misses of placeholders are real identifiers, kept as sent.
-            for good in [
-                " u-1 ",
-                "nullable",
-                "00",
-                "guest-42",
-                "x".repeat(256).as_str(),
-                "ü".repeat(256).as_str(),
+            // Near-misses of placeholders are real identifiers; what reads
+            // the same is stored the same.
+            for (sent, stored) in [
+                (" u-1 ", "u-1"),
+                ("nullable", "nullable"),
+                ("00", "00"),
+                ("guest-42", "guest-42"),
+                ("ｕ１", "u1"),
+                ("e\u{0301}", "\u{00E9}"),
+                ("U1", "U1"),
+                (&"x".repeat(256), &"x".repeat(256)),
+                (&"ü".repeat(256), &"ü".repeat(256)),
             ] {
-                let e = accept(&with(base("track"), name, json!(good)));
+                let e = accept(&with(base("track"), name, json!(sent)));
                 let got = if name == "user_id" {
                     e.user_id
                 } else {
                     e.anonymous_id
                 };
-                assert_eq!(got.as_deref(), Some(good));
+                assert_eq!(got.as_deref(), Some(stored), "{sent:?}");
             }
         }
+        let r = reject(&with(base("track"), "user_id", json!("null\u{200B}")));
+        assert_eq!(
+            r.message,
+            "`user_id` contains the invisible character U+200B; an identifier is visible text only"
+        );
     }
 
     #[test]
@@ -988,6 +999,10 @@ mod tests {
             json!("  Ada.L@Example.COM "),
         ));
         assert_eq!(e.email.as_deref(), Some("ada.l@example.com"));
+        for same in ["Ｕ１@example.com", "u1@example.com", "U1@Example.COM"] {
+            let e = accept(&with(base("track"), "email", json!(same)));
+            assert_eq!(e.email.as_deref(), Some("u1@example.com"), "{same}");
+        }
         assert_eq!(
             crate::Identifier::strongest(
                 e.user_id.as_deref(),
@@ -1015,6 +1030,7 @@ mod tests {
             json!("ada lovelace@example.com"),
             json!("ada@exa\u{0007}mple.com"),
             json!("ada@exa\u{00a0}mple.com"),
+            json!("u1\u{200B}@example.com"),
             json!(too_long),
             json!(7),
             json!(["ada@example.com"]),
@@ -1321,10 +1337,10 @@ mod tests {
 
     #[test]
     fn event_time_without_server_times_is_the_timestamp() {
-        assert_eq!(event_time(1_000, None, None), 1_000);
+        assert_eq!(event_time(1_000, None, None), Ok(1_000));
         assert_eq!(
             event_time(1_000, Some(5_000), None),
-            1_000,
+            Ok(1_000),
             "sent_at alone changes nothing"
         );
     }
@@ -1335,15 +1351,15 @@ mod tests {
         // Client clock 2h behind: sent at (client) t+1h, received at (server) t+3h.
         assert_eq!(
             event_time(t, Some(t + HOUR), Some(t + 3 * HOUR)),
-            t + 2 * HOUR
+            Ok(t + 2 * HOUR)
         );
         // Client clock 2h ahead.
         assert_eq!(
             event_time(t, Some(t + 3 * HOUR), Some(t + HOUR)),
-            t - 2 * HOUR
+            Ok(t - 2 * HOUR)
         );
         // No skew.
-        assert_eq!(event_time(t, Some(t), Some(t)), t);
+        assert_eq!(event_time(t, Some(t), Some(t)), Ok(t));
     }
 
     #[test]
@@ -1351,7 +1367,7 @@ mod tests {
         let line = br#"{"type":"track","message_id":"m","workspace_id":"w","timestamp":"2026-01-01T10:00:00Z","sent_at":"2026-01-01T11:00:00Z","user_id":"u","event":"e"}"#;
         let mut event = decode_json(line)?;
         let received = parse_rfc3339("2026-01-01T13:00:00Z").unwrap_or_default();
-        stamp_received_at(&mut event, received);
+        stamp_received_at(&mut event, received)?;
         assert_eq!(event.received_at.as_deref(), Some("2026-01-01T13:00:00Z"));
         // The client was 2h behind the server.
         assert_eq!(
@@ -1360,8 +1376,29 @@ mod tests {
         );
         // One that has a received_at keeps it.
         let before = event.clone();
-        stamp_received_at(&mut event, received + HOUR);
+        stamp_received_at(&mut event, received + HOUR)?;
         assert_eq!(event, before);
+        Ok(())
+    }
+
+    #[test]
+    fn a_stamp_that_puts_the_event_time_out_of_range_is_refused() -> Result<(), Rejection> {
+        let line = br#"{"type":"track","message_id":"m","workspace_id":"w","timestamp":"2026-01-01T10:00:00Z","sent_at":"2199-01-01T00:00:00Z","user_id":"u","event":"e"}"#;
+        let mut event = decode_json(line)?;
+        let before = event.clone();
+        let received = parse_rfc3339("2026-01-01T13:00:00Z").unwrap_or_default();
+        let r = stamp_received_at(&mut event, received).expect_err("out of range");
+        assert_eq!(
+            (r.reason, r.field.as_deref()),
+            (ReasonCode::InvalidField, Some("sent_at"))
+        );
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
+        assert_eq!(event, before, "left as it was");
+        // A receive time out of range is refused too.
+        let mut event = decode_json(line)?;
+        let r = stamp_received_at(&mut event, -1).expect_err("before 1970");
+        assert_eq!(r.field.as_deref(), Some("received_at"));
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
         Ok(())
     }
 
@@ -1370,36 +1407,101 @@ mod tests {
         let r = 1_000 * HOUR;
         assert_eq!(
             event_time(r + 24 * HOUR, None, Some(r)),
-            r + 24 * HOUR,
+            Ok(r + 24 * HOUR),
             "exactly 24h is kept"
         );
         assert_eq!(
             event_time(r + 24 * HOUR + 1, None, Some(r)),
-            r,
+            Ok(r),
             "beyond 24h becomes received_at"
         );
-        assert_eq!(event_time(r + 48 * HOUR, Some(r), Some(r)), r);
+        assert_eq!(event_time(r + 48 * HOUR, Some(r), Some(r)), Ok(r));
         // The cap applies after skew correction.
-        assert_eq!(event_time(r + 20 * HOUR, Some(r - 10 * HOUR), Some(r)), r);
+        assert_eq!(
+            event_time(r + 20 * HOUR, Some(r - 10 * HOUR), Some(r)),
+            Ok(r)
+        );
         // The past is not capped.
-        assert_eq!(event_time(r - 500 * HOUR, None, Some(r)), r - 500 * HOUR);
+        assert_eq!(
+            event_time(r - 500 * HOUR, None, Some(r)),
+            Ok(r - 500 * HOUR)
+        );
     }
 
     #[test]
-    fn event_time_saturates_instead_of_overflowing() {
+    fn a_corrected_time_outside_the_range_is_an_error_not_a_saturation() {
+        let now = 56 * 365 * 24 * HOUR; // 2025
+        let far = EVENT_TIME_END - HOUR;
+        // Client clock far ahead of the server's, timestamp from a sane clock.
+        let corrected = i128::from(now) + i128::from(now) - i128::from(far);
+        assert_eq!(event_time(now, Some(far), Some(now)), Err(corrected));
+        assert_eq!(event_time(i64::MAX, Some(0), Some(0)), Ok(0), "capped");
+        assert!(event_time(i64::MIN, Some(i64::MAX), Some(i64::MIN)).is_err());
+        assert!(event_time(-1, None, None).is_err());
         assert_eq!(
-            event_time(i64::MAX, Some(i64::MIN), Some(i64::MAX)),
-            i64::MAX
+            event_time(EVENT_TIME_END - 1, None, None),
+            Ok(EVENT_TIME_END - 1)
+        );
+        assert!(event_time(EVENT_TIME_END, None, None).is_err());
+    }
+
+    #[test]
+    fn times_outside_the_range_say_the_range() {
+        for name in ["timestamp", "sent_at", "received_at"] {
+            for outside in [
+                "2200-01-01T00:00:00Z",
+                "2262-04-12T00:00:00Z",
+                "9999-12-31T23:59:59Z",
+                "1677-01-01T00:00:00Z",
+                "1969-12-31T23:59:59Z",
+                "0001-01-01T00:00:00Z",
+            ] {
+                let r = assert_reason(
+                    &with(base("track"), name, json!(outside)),
+                    ReasonCode::InvalidField,
+                    Some(name),
+                );
+                assert_eq!(
+                    r.message,
+                    format!(
+                        "`{name}` {outside} is outside the times idfold accepts: {EVENT_TIME_RANGE}"
+                    )
+                );
+                assert!(!r.message.contains("RFC 3339"), "{r}");
+            }
+        }
+        // Both ends.
+        accept(&with(
+            base("track"),
+            "timestamp",
+            json!("1970-01-01T00:00:00Z"),
+        ));
+        accept(&with(
+            base("track"),
+            "timestamp",
+            json!("2199-12-31T23:59:59Z"),
+        ));
+    }
+
+    #[test]
+    fn sent_at_far_after_received_at_is_rejected_not_saturated() {
+        let v = with(
+            with(base("track"), "sent_at", json!("2199-12-31T00:00:00Z")),
+            "received_at",
+            json!("2026-01-31T12:00:00Z"),
+        );
+        let r = assert_reason(&v, ReasonCode::InvalidField, Some("sent_at"));
+        assert!(r.message.contains(EVENT_TIME_RANGE), "{r}");
+        assert!(r.message.contains("1852-"), "names the corrected time: {r}");
+        // Far before it: the corrected time is capped at received_at + 24 h.
+        let v = with(
+            with(base("track"), "sent_at", json!("1970-01-01T00:00:00Z")),
+            "received_at",
+            json!("2026-01-31T12:00:00Z"),
         );
         assert_eq!(
-            event_time(i64::MIN, Some(i64::MAX), Some(i64::MIN)),
-            i64::MIN
-        );
-        assert_eq!(event_time(i64::MAX, None, Some(i64::MAX)), i64::MAX);
-        assert_eq!(
-            event_time(i64::MAX, Some(0), Some(0)),
-            0,
-            "capped to received_at"
+            Some(accept(&v).event_time),
+            parse_rfc3339("2026-01-31T12:00:00Z")
         );
     }
 
@@ -1523,10 +1625,34 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_event_times_never_panic(t in any::<i64>(), s in any::<Option<i64>>(), r in any::<Option<i64>>()) {
-            let out = event_time(t, s, r);
+        fn event_times_are_in_range_or_refused(t in any::<i64>(), s in any::<Option<i64>>(), r in any::<Option<i64>>()) {
+            if let Ok(out) = event_time(t, s, r) {
+                prop_assert!((EVENT_TIME_MIN..EVENT_TIME_END).contains(&out));
+                if let Some(r) = r {
+                    prop_assert!(out <= r.saturating_add(MAX_FUTURE_NANOS));
+                }
+            }
+        }
+
+        #[test]
+        fn accepted_events_have_times_in_range(
+            t in EVENT_TIME_MIN..EVENT_TIME_END,
+            s in proptest::option::of(EVENT_TIME_MIN..EVENT_TIME_END),
+            r in proptest::option::of(EVENT_TIME_MIN..EVENT_TIME_END),
+        ) {
+            let mut v = with(base("track"), "timestamp", json!(format_nanos(t)));
+            if let Some(s) = s {
+                v = with(v, "sent_at", json!(format_nanos(s)));
+            }
             if let Some(r) = r {
-                prop_assert!(out <= r.saturating_add(MAX_FUTURE_NANOS));
+                v = with(v, "received_at", json!(format_nanos(r)));
+            }
+            match validate_value(&v) {
+                Ok(e) => prop_assert!((EVENT_TIME_MIN..EVENT_TIME_END).contains(&e.event_time)),
+                Err(r) => {
+                    prop_assert_eq!(r.field.as_deref(), Some("sent_at"));
+                    prop_assert!(r.message.contains(EVENT_TIME_RANGE));
+                }
             }
         }
     }

@@ -187,7 +187,7 @@ impl<'a> SegmentBatch<'a> {
                     ),
                 ))
             } else {
-                serde_json::from_str::<Value>(raw.get())
+                idfold_segment::parse_message(raw.get())
                     .map_err(|e| Rejection::new(ReasonCode::InvalidJson, None, e.to_string()))
                     .and_then(|message| {
                         arrival.check_item_key(&message)?;
@@ -202,8 +202,9 @@ impl<'a> SegmentBatch<'a> {
 
 /// A single Segment call's body, with its `writeKey` if it carries one.
 pub(crate) fn segment_message(body: &[u8]) -> Result<(Value, Option<String>), IntakeError> {
-    let message: Value =
-        serde_json::from_slice(body).map_err(|e| invalid_body("a JSON object", &e))?;
+    // Ids given as big integers keep their digits.
+    let message =
+        idfold_segment::parse_message_slice(body).map_err(|e| invalid_body("a JSON object", &e))?;
     let write_key = message
         .get("writeKey")
         .and_then(Value::as_str)

@@ -171,12 +171,12 @@ impl Validated {
     ) -> Result<(), ProducerError> {
         let index = self.received;
         self.received += 1;
-        let outcome = outcome.map(|mut event| {
+        let outcome = outcome.and_then(|mut event| {
             if let Some(received) = input.received_at {
-                stamp_received_at(&mut event, received);
+                stamp_received_at(&mut event, received)?;
             }
             let payload = encode_avro(&event);
-            (event, payload)
+            Ok((event, payload))
         });
         // The log's reader holds records to the event limit too: one that
         // grew past it when written out (numbers such as `1e15` come back

@@ -23,6 +23,13 @@ pub enum ReadError {
         field: &'static str,
         message: String,
     },
+    /// An identifier that normalisation refuses (blank-looking, a
+    /// placeholder): the same `invalid_field` as at ingest.
+    #[error("`{field}` {message}")]
+    InvalidIdentifier {
+        field: &'static str,
+        message: String,
+    },
     #[error("no {0} in this workspace")]
     NotFound(&'static str),
     #[error("the store could not be read; try again")]
@@ -57,6 +64,7 @@ impl ReadError {
             ReadError::BadAuthorization => "invalid_authorization",
             ReadError::OtherWorkspace(_) => "forbidden",
             ReadError::BadParameter { .. } => "invalid_parameter",
+            ReadError::InvalidIdentifier { .. } => "invalid_field",
             ReadError::NotFound(_) => "not_found",
             ReadError::Store(_) => "store_unavailable",
             ReadError::LogUnavailable(_) => "log_unavailable",
@@ -71,7 +79,9 @@ impl ReadError {
             ReadError::MissingToken | ReadError::InvalidToken | ReadError::BadAuthorization => {
                 Some("Authorization")
             }
-            ReadError::BadParameter { field, .. } => Some(field),
+            ReadError::BadParameter { field, .. } | ReadError::InvalidIdentifier { field, .. } => {
+                Some(field)
+            }
             ReadError::InvalidFilter(e) => Some(&e.pointer),
             _ => None,
         }
@@ -83,7 +93,9 @@ impl ReadError {
                 StatusCode::UNAUTHORIZED
             }
             ReadError::OtherWorkspace(_) | ReadError::CrossOrigin(_) => StatusCode::FORBIDDEN,
-            ReadError::BadParameter { .. } | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
+            ReadError::BadParameter { .. }
+            | ReadError::InvalidIdentifier { .. }
+            | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
             ReadError::Store(_) | ReadError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,40 +1,54 @@
 //! Profiles by any identifier: a device or email that resolves to a user
 //! returns the user's profile, with `resolved_from` naming what was asked.
 
-use idfold_events::{normalize_email, Identifier};
+use idfold_events::{
+    normalize_identifier, parse_profile_id, Identifier, IdentifierKind, InvalidProfileId,
+};
 use serde_json::Value;
 
 use crate::error::ReadError;
 
-/// `user_id=`, `email=` or `anonymous_id=`: exactly one.
+/// `user_id=`, `email=` or `anonymous_id=`: exactly one, normalised as at
+/// ingest (see `idfold_events::normalize_identifier`), so that what finds a
+/// profile is what the person typed, in any of the forms that read the same.
 pub fn lookup_identifier(
     user_id: Option<&str>,
     email: Option<&str>,
     anonymous_id: Option<&str>,
 ) -> Result<Identifier, ReadError> {
-    let given: Vec<Identifier> = [
-        user_id.map(Identifier::user),
-        // Emails are stored trimmed and lower-cased.
-        email.map(|e| Identifier::email(normalize_email(e))),
-        anonymous_id.map(Identifier::anonymous),
+    let given: Vec<(IdentifierKind, &str)> = [
+        user_id.map(|u| (IdentifierKind::User, u)),
+        email.map(|e| (IdentifierKind::Email, e)),
+        anonymous_id.map(|a| (IdentifierKind::Anonymous, a)),
     ]
     .into_iter()
     .flatten()
     .collect();
-    match <[Identifier; 1]>::try_from(given) {
-        Ok([id]) if !id.value.is_empty() => Ok(id),
-        _ => Err(ReadError::BadParameter {
+    let Ok([(kind, text)]) = <[(IdentifierKind, &str); 1]>::try_from(given) else {
+        return Err(ReadError::BadParameter {
             field: "user_id",
-            message: "or `email` or `anonymous_id`: give exactly one, not empty".into(),
-        }),
-    }
+            message: "or `email` or `anonymous_id`: give exactly one".into(),
+        });
+    };
+    let value = normalize_identifier(kind, text).map_err(|why| ReadError::InvalidIdentifier {
+        field: kind.field(),
+        message: why.to_string(),
+    })?;
+    Ok(Identifier { kind, value })
 }
 
-/// A path id: `user:U`, `email:E` or `anonymous:D`.
+/// A path id: `user:U`, `email:E` or `anonymous:D`, percent-decoded by the
+/// router, its value normalised as at ingest.
 pub fn path_identifier(text: &str) -> Result<Identifier, ReadError> {
-    Identifier::parse(text).ok_or_else(|| ReadError::BadParameter {
-        field: "id",
-        message: format!("must be `user:ID`, `email:ADDRESS` or `anonymous:ID`, not {text:?}"),
+    parse_profile_id(text).map_err(|e| match e {
+        InvalidProfileId::Form => ReadError::BadParameter {
+            field: "id",
+            message: format!("must be `user:ID`, `email:ADDRESS` or `anonymous:ID`, not {text:?}"),
+        },
+        value @ InvalidProfileId::Value(..) => ReadError::InvalidIdentifier {
+            field: "id",
+            message: value.to_string(),
+        },
     })
 }
 
@@ -61,12 +75,64 @@ mod tests {
         );
         assert!(lookup_identifier(Some("u"), Some("a@b.co"), None).is_err());
         assert!(lookup_identifier(None, None, None).is_err());
-        assert!(lookup_identifier(Some(""), None, None).is_err());
         assert_eq!(
             path_identifier("user:u-1").ok(),
             Some(Identifier::user("u-1"))
         );
         assert!(path_identifier("u-1").is_err());
+    }
+
+    #[test]
+    fn lookups_and_paths_normalise_as_ingest_does() {
+        for text in ["Ｕ１@example.com", "u1@example.com", "U1@Example.COM"] {
+            assert_eq!(
+                lookup_identifier(None, Some(text), None).ok(),
+                Some(Identifier::email("u1@example.com"))
+            );
+            assert_eq!(
+                path_identifier(&format!("email:{text}")).ok(),
+                Some(Identifier::email("u1@example.com"))
+            );
+        }
+        assert_eq!(
+            path_identifier("anonymous: ｄ-1 ").ok(),
+            Some(Identifier::anonymous("d-1"))
+        );
+    }
+
+    #[test]
+    fn blank_looking_ids_are_invalid_fields() {
+        for (user, field) in [
+            ("", "user_id"),
+            ("\u{200B}", "user_id"),
+            ("ｎｕｌｌ", "user_id"),
+        ] {
+            let e = lookup_identifier(Some(user), None, None).expect_err(user);
+            assert_eq!((e.code(), e.field()), ("invalid_field", Some(field)));
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+        }
+        let e = lookup_identifier(None, None, Some("nil")).expect_err("nil");
+        assert_eq!(
+            (e.code(), e.field()),
+            ("invalid_field", Some("anonymous_id"))
+        );
+        assert!(e.to_string().contains("placeholder"), "{e}");
+        for id in [
+            "user:",
+            "user:\u{200B}",
+            "user:nil",
+            "email:a\u{200B}@b.co",
+            "anonymous:  ",
+        ] {
+            let e = path_identifier(id).expect_err(id);
+            assert_eq!(
+                (e.code(), e.field()),
+                ("invalid_field", Some("id")),
+                "{id:?}"
+            );
+        }
+        let e = path_identifier("person:x").expect_err("form");
+        assert_eq!(e.code(), "invalid_parameter");
     }
 
     #[test]

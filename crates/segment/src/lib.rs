@@ -5,9 +5,11 @@
 //! write key) and the receive time come from the caller.
 
 mod call;
+mod message;
 mod message_id;
 mod translate;
 
 pub use call::SegmentCall;
+pub use message::{parse_message, parse_message_slice, ID_FIELDS};
 pub use message_id::generated_message_id;
 pub use translate::{translate, Envelope, Translated};

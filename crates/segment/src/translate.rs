@@ -299,12 +299,20 @@ fn survey_action<'p>(
     Some((action, properties))
 }
 
-/// An id Segment allows as a string or a number (SDKs stringify numbers).
+/// An id Segment allows as a string or an integer (SDKs stringify
+/// numbers): an integer is its exact decimal digits. Beyond 64 bits
+/// [`crate::parse_message`] has kept them as a string already; a float
+/// here (`1.5`, `1e3`, or a big integer parsed without it) is refused, as
+/// its digits could equal another id's.
 fn id_field(message: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
     match message.get(name).filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) => Err(Rejection::invalid(
+            name,
+            format_args!("must be a string or an integer, not the number {n}"),
+        )),
         Some(other) => Err(Rejection::invalid(
             name,
             format_args!(
@@ -474,6 +482,105 @@ mod tests {
         assert_eq!(e.user_id.as_deref(), Some("42"));
         assert_eq!(e.email.as_deref(), Some("a@b.co"));
         assert!(matches!(e.body, EventBody::Track { ref event, .. } if event == "Signed Up"));
+    }
+
+    #[test]
+    fn integer_ids_are_their_exact_digits() {
+        let text = |id: &str| {
+            format!(
+                r#"{{"type": "track", "userId": {id}, "anonymousId": {id}, "event": "E", "messageId": {id}}}"#
+            )
+        };
+        let mut users = Vec::new();
+        for id in [
+            "12345678901234567890123",
+            "12345678901234567890124",
+            "18446744073709551616",
+            "18446744073709551617",
+            "-9223372036854775809",
+            "9007199254740993",
+            "42",
+        ] {
+            let message = crate::parse_message(&text(id)).unwrap_or_default();
+            let e = event(None, message);
+            assert_eq!(e.user_id.as_deref(), Some(id));
+            assert_eq!(e.anonymous_id.as_deref(), Some(id));
+            assert_eq!(e.message_id, id);
+            users.push(e.user_id);
+        }
+        users.dedup();
+        assert_eq!(users.len(), 7, "never merged");
+    }
+
+    #[test]
+    fn a_non_integer_number_as_an_id_is_an_invalid_field() {
+        for field in [
+            "userId",
+            "anonymousId",
+            "previousId",
+            "messageId",
+            "groupId",
+        ] {
+            for number in ["1.5", "1e3", "1.0", "-0.5", "12345678901234567890123.0"] {
+                let text = format!(
+                    r#"{{"type": "alias", "userId": "u", "previousId": "p", "groupId": "g", "{field}": {number}}}"#
+                );
+                let message = crate::parse_message(&text).unwrap_or_default();
+                let call = if field == "groupId" {
+                    SegmentCall::Group
+                } else {
+                    SegmentCall::Alias
+                };
+                let r = rejection(Some(call), message);
+                assert_eq!(
+                    (r.reason, r.field.as_deref()),
+                    (ReasonCode::InvalidField, Some(field)),
+                    "{text}"
+                );
+                assert!(r.message.contains(&format!("`{field}`")), "{r}");
+            }
+        }
+        // Also when the caller parsed without `parse_message`: the float a
+        // big integer became is refused, never taken as an id.
+        let message: Value =
+            serde_json::from_str(r#"{"userId": 12345678901234567890123, "event": "E"}"#)
+                .unwrap_or_default();
+        let r = rejection(Some(SegmentCall::Track), message);
+        assert_eq!(r.field.as_deref(), Some("userId"));
+    }
+
+    #[test]
+    fn segment_ids_are_normalised_like_native_ones() {
+        let e = event(
+            Some(SegmentCall::Identify),
+            json!({"userId": " ｕ１ ", "anonymousId": "e\u{0301}", "messageId": "m",
+                   "traits": {"email": "Ｕ１@Example.COM"}}),
+        );
+        assert_eq!(e.user_id.as_deref(), Some("u1"));
+        assert_eq!(e.anonymous_id.as_deref(), Some("\u{00E9}"));
+        assert_eq!(e.email.as_deref(), Some("u1@example.com"));
+        for (field, bad) in [
+            ("userId", "ｎｕｌｌ"),
+            ("userId", "null\u{200B}"),
+            ("userId", "\u{200B}"),
+            ("userId", "nil"),
+            ("anonymousId", "NIL"),
+        ] {
+            let r = rejection(
+                Some(SegmentCall::Track),
+                json!({"userId": "u", "event": "E", field: bad}),
+            );
+            assert_eq!(
+                (r.reason, r.field.as_deref()),
+                (ReasonCode::InvalidField, Some(field)),
+                "{bad:?}"
+            );
+        }
+        let r = rejection(
+            Some(SegmentCall::Identify),
+            json!({"userId": "u", "traits": {"email": "u1\u{200B}@example.com"}}),
+        );
+        assert_eq!(r.field.as_deref(), Some("traits.email"));
     }
 
     #[test]
