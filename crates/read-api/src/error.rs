@@ -34,6 +34,9 @@ pub enum ReadError {
     Output(String),
     #[error("the segment filter is not valid {0}")]
     InvalidFilter(FilterError),
+    /// The workspace has as many reads running and waiting as it may.
+    #[error("this workspace has as many reads under way as it may; retry after the delay")]
+    Busy,
 }
 
 impl From<AuthError> for ReadError {
@@ -59,6 +62,7 @@ impl ReadError {
             ReadError::LogUnavailable(_) => "log_unavailable",
             ReadError::Output(_) => "internal",
             ReadError::InvalidFilter(_) => "invalid_filter",
+            ReadError::Busy => "overloaded",
         }
     }
 
@@ -81,7 +85,9 @@ impl ReadError {
             ReadError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
             ReadError::BadParameter { .. } | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
-            ReadError::Store(_) | ReadError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReadError::Store(_) | ReadError::LogUnavailable(_) | ReadError::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,11 +99,17 @@ impl IntoResponse for ReadError {
             tracing::warn!(%error, "a read of the store failed");
         }
         let message = self.to_string();
+        // `code` and `message` at the top too, as in every error answer.
         let body = serde_json::json!({
+            "code": self.code(),
+            "message": message,
             "error": {"code": self.code(), "field": self.field(), "message": message},
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if matches!(self, ReadError::Store(_) | ReadError::LogUnavailable(_)) {
+        if matches!(
+            self,
+            ReadError::Store(_) | ReadError::LogUnavailable(_) | ReadError::Busy
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
