@@ -513,6 +513,35 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_map_to_their_variables_and_zero_is_a_problem() -> Result<(), ConfigError> {
+        let config = parse(
+            r#"
+            [limits]
+            max_connections = 300
+            header_read_timeout_secs = 5
+            keep_alive_idle_secs = 0
+            body_progress_timeout_secs = 7
+            body_timeout_secs = 20
+            "#,
+        )?;
+        let env = config.environment();
+        for (name, value) in [
+            ("IDFOLD_MAX_CONNECTIONS", "300"),
+            ("IDFOLD_HEADER_READ_TIMEOUT_SECS", "5"),
+            ("IDFOLD_BODY_PROGRESS_TIMEOUT_SECS", "7"),
+            ("IDFOLD_BODY_TIMEOUT_SECS", "20"),
+        ] {
+            assert!(
+                env.iter().any(|(n, v)| *n == name && v == value),
+                "{name} in {env:?}"
+            );
+        }
+        let keys: Vec<String> = config.check().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec!["limits.keep_alive_idle_secs".to_owned()]);
+        Ok(())
+    }
+
+    #[test]
     fn a_nul_character_is_a_problem_not_a_crash_later() -> Result<(), ConfigError> {
         let config = parse("data = \"a\\u0000b\"\n")?;
         assert_eq!(config.check().len(), 1, "{:?}", config.check());
