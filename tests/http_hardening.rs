@@ -540,6 +540,21 @@ fn every_error_answer_is_json_with_code_and_message() {
             "{what}: {answer}"
         );
     }
+    // The app's own 400 after an interim `100 Continue` keeps its code.
+    let mut stream = connect(&server);
+    stream
+        .write_all(
+            format!(
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: 3\r\n\r\n[1,",
+                basic(ACME_KEY)
+            )
+            .as_bytes(),
+        )
+        .expect("sent");
+    let answer = read_to_close(&mut stream);
+    let last = answer.rfind("HTTP/1.1 ").map_or("", |at| &answer[at..]);
+    assert!(last.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(json_body(last)["code"], "invalid_json", "{answer}");
     stop(server);
 }
 

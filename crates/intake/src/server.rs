@@ -208,7 +208,8 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         std::task::ready!(self.poll_replacement(cx))?;
-        let is_head = buf.starts_with(b"HTTP/1.1 ");
+        // An interim answer (`100 Continue`) is not the request's answer.
+        let is_head = buf.starts_with(b"HTTP/1.1 ") && !buf.starts_with(b"HTTP/1.1 1");
         let hypers_own = is_head
             && with(&self.progress, |p| {
                 if p.heads_owed > 0 {
