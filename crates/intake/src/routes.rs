@@ -297,11 +297,14 @@ async fn receive<'s>(
     }
 }
 
-/// Counts a request refused before any workspace was known (no valid key):
-/// one input received, one rejected. No dead letter: anyone could fill
-/// the store.
+/// Counts a request refused before any workspace was known: one input
+/// received, one rejected. No dead letter: anyone could fill the store.
+/// A request refused for its credentials (401) holds no input to count;
+/// `idfold_http_requests_total` has it by status.
 fn count_unattributed(error: IntakeError) -> IntakeError {
-    count_whole_rejection(error.code());
+    if error.status() != StatusCode::UNAUTHORIZED {
+        count_whole_rejection(error.code());
+    }
     error
 }
 

@@ -11,7 +11,7 @@ pub mod names {
     /// Inputs seen at the edge. Labels: `source` (`file`, `stdin`, ...).
     /// Always accepted + rejected = received: an HTTP request refused as a
     /// whole (a body that is not JSON or not a batch, too large, bad gzip,
-    /// timed out, no valid key) counts as one input received and rejected.
+    /// timed out) counts as one input received and rejected.
     pub const EVENTS_RECEIVED: &str = "idfold_events_received_total";
     /// Inputs accepted: appended to the log. Labels: `source`, `type`
     /// (identify, traits, track, survey; `group` for Segment's group calls,
@@ -20,9 +20,9 @@ pub mod names {
     /// Inputs rejected to the dead-letter store. Labels: `source`, `reason`
     /// (one of the stable reason codes; for HTTP requests refused as a
     /// whole also `invalid_gzip`, `invalid_body`, `body_timeout`,
-    /// `unsupported_encoding`, `missing_write_key`, `invalid_write_key`,
-    /// `invalid_authorization`: those without a valid key are counted and
-    /// not dead-lettered).
+    /// `unsupported_encoding`: those without a valid key are counted and
+    /// not dead-lettered; a request refused for its credentials, 401, is
+    /// no input and counted only in `idfold_http_requests_total`).
     pub const EVENTS_REJECTED: &str = "idfold_events_rejected_total";
     /// Rejected inputs written to the dead-letter store or topic. Labels:
     /// `source` (`log` for records the fold could not decode).
