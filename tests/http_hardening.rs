@@ -148,6 +148,13 @@ fn slow_clients_of_every_shape_cannot_stop_others_being_served() {
             .as_bytes(),
         )
         .expect("sent");
+    // A trickled body to a route whose body an extractor reads.
+    let mut trickled_read_api = connect(&server);
+    trickled_read_api
+        .write_all(
+            b"PUT /v1/workspaces/acme/segments/s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rt_acme_test_0123456789\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .expect("sent");
     let mut kept_idle = connect(&server);
     kept_idle
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -194,6 +201,9 @@ fn slow_clients_of_every_shape_cannot_stop_others_being_served() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(json_body(&answer)["code"], "body_timeout", "{answer}");
     assert!(json_body(&answer)["message"].is_string());
+    let answer = read_to_close(&mut trickled_read_api);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(json_body(&answer)["code"].is_string(), "{answer}");
     for (what, stream) in [
         ("an idle connection", &mut idle),
         ("half-sent headers", &mut half_headers),

@@ -348,6 +348,10 @@ pub fn run(
     }
     let app = app
         .route("/openapi.json", axum::routing::get(openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body,
+            idfold_intake::timed_bodies,
+        ))
         .layer(axum::middleware::from_fn(idfold_intake::json_errors))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,

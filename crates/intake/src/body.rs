@@ -1,6 +1,9 @@
 //! Request bodies: read with a limit, gzip decoded with the same limit.
 
+use std::future::Future;
 use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -30,6 +33,89 @@ impl Default for BodyTimeouts {
             total: Duration::from_secs(30),
         }
     }
+}
+
+/// A request body that fails when it goes `progress` without a frame, or
+/// is not over after `total`: whatever reads it (an extractor of the read
+/// API or the dashboard, the intake's own reader) sees an error instead of
+/// waiting on a client that stopped sending.
+#[derive(Debug)]
+pub struct TimedBody {
+    inner: Body,
+    timeouts: BodyTimeouts,
+    stall: Pin<Box<tokio::time::Sleep>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The error a [`TimedBody`] fails with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent no byte for {progress_secs} s, or took over {total_secs} s in all")]
+pub struct BodyStalled {
+    progress_secs: u64,
+    total_secs: u64,
+}
+
+impl TimedBody {
+    pub fn new(inner: Body, timeouts: BodyTimeouts) -> TimedBody {
+        let now = tokio::time::Instant::now();
+        TimedBody {
+            inner,
+            timeouts,
+            stall: Box::pin(tokio::time::sleep_until(now + timeouts.progress)),
+            deadline: Box::pin(tokio::time::sleep_until(now + timeouts.total)),
+        }
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + this.timeouts.progress;
+                this.stall.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let stalled = this.stall.as_mut().poll(cx).is_ready();
+                let late = this.deadline.as_mut().poll(cx).is_ready();
+                if stalled || late {
+                    Poll::Ready(Some(Err(Box::new(BodyStalled {
+                        progress_secs: this.timeouts.progress.as_secs(),
+                        total_secs: this.timeouts.total.as_secs(),
+                    }))))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Middleware: every request's body is a [`TimedBody`].
+pub async fn timed_bodies(
+    axum::extract::State(timeouts): axum::extract::State<BodyTimeouts>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    next.run(request.map(|body| Body::new(TimedBody::new(body, timeouts))))
+        .await
 }
 
 /// What a dead letter keeps of a body that was refused as a whole.
@@ -154,7 +240,14 @@ async fn collect_within(
             .await
             .map_err(|_| Stalled::Timeout)?;
         let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| Stalled::Broken(e.to_string()))?;
+        let frame = frame.map_err(|e| {
+            let error = e.into_inner();
+            if error.is::<BodyStalled>() {
+                Stalled::Timeout
+            } else {
+                Stalled::Broken(error.to_string())
+            }
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -267,6 +360,32 @@ mod tests {
         );
         assert_eq!(failure.kept, b"[{\"a\"");
         assert!(failure.truncated);
+    }
+
+    #[test]
+    fn a_timed_body_that_stalls_is_a_body_timeout_to_the_reader() {
+        use futures_util::StreamExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        let Ok(runtime) = runtime else {
+            panic!("no runtime")
+        };
+        let first = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{"))
+        });
+        let read = runtime.block_on(async {
+            let stalled = Body::from_stream(first.chain(futures_util::stream::pending()));
+            let timed = Body::new(TimedBody::new(
+                stalled,
+                BodyTimeouts {
+                    progress: Duration::from_millis(50),
+                    total: Duration::from_secs(60),
+                },
+            ));
+            read_body(timed, None, 1000, "a test", BodyTimeouts::default()).await
+        });
+        assert_eq!(read.err().map(|f| f.error.code()), Some("body_timeout"));
     }
 
     #[test]

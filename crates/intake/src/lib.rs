@@ -16,7 +16,9 @@ mod routes;
 mod scrub;
 mod server;
 
-pub use body::{BodyTimeouts, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
+pub use body::{
+    timed_bodies, BodyStalled, BodyTimeouts, TimedBody, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
+};
 pub use durable::{DurableWriter, SharedDeadLetterSink, SharedEventSink};
 pub use error::{error_json, IntakeError};
 pub use http_errors::{json_errors, MAX_HEADER_BYTES, MAX_URI_BYTES};
