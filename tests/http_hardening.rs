@@ -240,6 +240,46 @@ fn slow_clients_of_every_shape_cannot_stop_others_being_served() {
 }
 
 #[test]
+fn under_a_low_open_file_limit_idle_connections_cannot_stop_health_checks() {
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    // The default cap (1024) is over what `ulimit -n 512` allows: serve
+    // lowers it and says so, so accept never runs out of descriptors.
+    let server = Server::start_with_open_files(
+        &idfold,
+        &[
+            "--config",
+            config.to_str().expect("UTF-8 path"),
+            "--header-read-timeout",
+            "3",
+        ],
+        &[],
+        Some(512),
+    );
+    let mut regular = connect(&server);
+    let health = |stream: &mut TcpStream| {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("sent");
+        read_answer(stream).map(|a| a.0)
+    };
+    assert_eq!(health(&mut regular), Some(200), "{}", server.log());
+    let flood: Vec<TcpStream> = (0..600)
+        .filter_map(|_| TcpStream::connect(address(&server)).ok())
+        .collect();
+    // A kept-alive client is served with the flood open.
+    assert_eq!(health(&mut regular), Some(200), "{}", server.log());
+    wait_for("a new client to be served after the flood", || {
+        let reply = harness::http::try_request(&agent(), "GET", &server.url("/healthz"), &[], b"");
+        matches!(reply, Ok(r) if r.status == 200)
+    });
+    drop(flood);
+    let log = stop(server);
+    assert!(log.contains("open file limit"), "{log}");
+    assert!(!log.contains("cannot accept connections"), "{log}");
+}
+
+#[test]
 fn one_workspace_s_slow_bodies_leave_another_s_requests_answered() {
     let idfold = Idfold::new();
     // Bodies may stall for long: acme's clients hold their connections

@@ -290,6 +290,38 @@ fn over_capacity_answer() -> Vec<u8> {
     .into_bytes()
 }
 
+/// The connection cap, lowered to leave a quarter of the process's open
+/// file limit (at least 64) for everything else: past the limit, accept
+/// fails and no new client, `/healthz` included, gets in.
+fn within_descriptor_limit(max_connections: usize) -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    match open_files_limit(&limits) {
+        Some(files) => {
+            let room = files.saturating_sub((files / 4).max(64)).max(1);
+            if room < max_connections {
+                tracing::warn!(
+                    max_connections,
+                    open_files_limit = files,
+                    using = room,
+                    "max_connections is over what the open file limit leaves room for; raise `ulimit -n` or lower it"
+                );
+            }
+            max_connections.min(room)
+        }
+        None => max_connections,
+    }
+}
+
+/// The soft limit on open files in `/proc/self/limits`' text.
+fn open_files_limit(limits: &str) -> Option<usize> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets open
 /// requests finish (idle connections close at once) and returns when every
 /// connection is closed. Connections past `max_connections` are answered
@@ -303,7 +335,8 @@ pub async fn serve_connections<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max_connections = within_descriptor_limit(limits.max_connections.max(1));
+    let permits = Arc::new(Semaphore::new(max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let open = Arc::new(());
@@ -464,6 +497,16 @@ mod tests {
             p.deadline(&l),
             Some((head + l.header_read_timeout, Expiry::HeaderTimeout))
         );
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_and_unlimited_is_no_limit() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            512                  4096                 files     \n";
+        assert_eq!(open_files_limit(text), Some(512));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files     \n";
+        assert_eq!(open_files_limit(unlimited), None);
+        assert_eq!(open_files_limit(""), None);
     }
 
     #[test]
