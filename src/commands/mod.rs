@@ -138,7 +138,10 @@ impl MetricsServer {
         tracing::info!(address = %bound, "serving /metrics");
         say(&format!("metrics on http://{bound}/metrics"));
         runtime.spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics_router(handle)).await {
+            // Its 404s and 405s in JSON too, like every answer of idfold.
+            let app =
+                metrics_router(handle).layer(axum::middleware::from_fn(idfold_intake::json_errors));
+            if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the metrics server stopped");
             }
         });
