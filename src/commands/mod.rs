@@ -142,9 +142,13 @@ impl MetricsServer {
         tracing::info!(address = %bound, "serving /metrics");
         say(&format!("metrics on http://{bound}/metrics"));
         runtime.spawn(async move {
-            let app = metrics_router(handle).layer(axum::middleware::map_response(
-                idfold_read_api::security_headers,
-            ));
+            // Its 404s and 405s in JSON too, with the headers every
+            // answer of idfold carries.
+            let app = metrics_router(handle)
+                .layer(axum::middleware::from_fn(idfold_intake::json_errors))
+                .layer(axum::middleware::map_response(
+                    idfold_read_api::security_headers,
+                ));
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the metrics server stopped");
             }

@@ -234,6 +234,7 @@ pub fn dlq(data: &DataArgs, json: bool) -> anyhow::Result<ExitCode> {
                 let mut item = json!({
                     "seq": seq, "reason": l.reason, "field": l.field, "message": l.message,
                     "source": l.source, "position": l.position, "truncated": l.truncated,
+                    "workspace": l.workspace,
                 });
                 // The original bytes: as text when they are UTF-8, else base64.
                 match std::str::from_utf8(&l.raw) {

@@ -2,7 +2,6 @@
 //! embedded log the fold runs on a thread beside the server; on Kafka the
 //! server writes to the canonical log and the stages follow it.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +13,8 @@ use clap::Args;
 use idfold_access::{AccessConfig, ReadTokens, WriteKeys};
 use idfold_config::IdfoldConfig;
 use idfold_intake::{
-    router, DurableWriter, IntakeState, Limits, Readiness, SharedDeadLetterSink, SharedEventSink,
+    router, BodyTimeouts, ConnectionLimits, DurableWriter, IntakeState, Limits, Readiness,
+    SharedDeadLetterSink, SharedEventSink,
 };
 use idfold_log::{DeadLetterStore, EmbeddedLog};
 use idfold_projector::{BatchReport, Projector, StateStore};
@@ -38,6 +38,22 @@ pub struct ServeArgs {
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "IDFOLD_MAX_INFLIGHT_REQUESTS", default_value_t = 256)]
     pub max_inflight_requests: usize,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "IDFOLD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request's headers (from accept,
+    /// or from a later request's first byte) before it is closed.
+    #[arg(long, env = "IDFOLD_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "IDFOLD_KEEP_ALIVE_IDLE_SECS", default_value_t = 60)]
+    pub keep_alive_idle: u64,
+    /// Seconds a request body may go without a byte before it is answered 408.
+    #[arg(long, env = "IDFOLD_BODY_PROGRESS_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_progress_timeout: u64,
+    /// Seconds a request body may take in all before it is answered 408.
+    #[arg(long, env = "IDFOLD_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout: u64,
     /// Requests waiting for the log writer; more are answered 503.
     #[arg(long, env = "IDFOLD_WRITE_QUEUE", default_value_t = 128)]
     pub write_queue: usize,
@@ -183,8 +199,19 @@ pub fn run(
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
     let dir = data.open()?;
+    let secs = |n: u64| Duration::from_secs(n.max(1));
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
+        body: BodyTimeouts {
+            progress: secs(args.body_progress_timeout),
+            total: secs(args.body_timeout),
+        },
+    };
+    let connections = ConnectionLimits {
+        max_connections: args.max_connections.max(1),
+        header_read_timeout: secs(args.header_read_timeout),
+        keep_alive_idle: secs(args.keep_alive_idle),
+        body_progress_timeout: limits.body.progress,
     };
 
     // The log the server writes to, and the pipeline that follows it.
@@ -349,6 +376,11 @@ pub fn run(
     }
     let app = app
         .route("/openapi.json", axum::routing::get(openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body,
+            idfold_intake::timed_bodies,
+        ))
+        .layer(axum::middleware::from_fn(idfold_intake::json_errors))
         .layer(axum::middleware::from_fn(
             idfold_intake::record_http_metrics,
         ))
@@ -361,16 +393,14 @@ pub fn run(
     let drain = ack_timeout + Duration::from_secs(5);
     let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
     let served = runtime.block_on(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = super::wait_for_shutdown() => {}
-                    // A pipeline that failed takes the server down with it.
-                    _ = wait_for_flag(pipeline_stop) => {}
-                }
-                let _ = signalled.send(true);
-            })
-            .into_future();
+        let server = idfold_intake::serve_connections(listener, app, connections, async move {
+            tokio::select! {
+                _ = super::wait_for_shutdown() => {}
+                // A pipeline that failed takes the server down with it.
+                _ = wait_for_flag(pipeline_stop) => {}
+            }
+            let _ = signalled.send(true);
+        });
         tokio::select! {
             served = server => served,
             _ = async {

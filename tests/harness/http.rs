@@ -25,7 +25,24 @@ pub struct Server {
 impl Server {
     /// `idfold serve --data DIR --listen 127.0.0.1:0 <args>`, with `env`.
     pub fn start(idfold: &Idfold, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        Server::start_with_open_files(idfold, args, env, None)
+    }
+
+    /// Likewise, under `ulimit -n OPEN_FILES` when given.
+    pub fn start_with_open_files(
+        idfold: &Idfold,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u32>,
+    ) -> Server {
+        let mut cmd = match open_files {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                sh
+            }
+        };
         cmd.arg("serve")
             .arg("--data")
             .arg(idfold.data())

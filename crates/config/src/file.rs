@@ -85,6 +85,11 @@ pub struct KafkaSection {
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub max_inflight_requests: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub keep_alive_idle_secs: Option<u64>,
+    pub body_progress_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
     pub write_queue: Option<usize>,
     pub ack_timeout_secs: Option<u64>,
     pub batch_size: Option<usize>,
@@ -371,6 +376,17 @@ impl IdfoldConfig {
                 "IDFOLD_MAX_INFLIGHT_REQUESTS",
                 as_u64(limits.max_inflight_requests),
             ),
+            ("IDFOLD_MAX_CONNECTIONS", as_u64(limits.max_connections)),
+            (
+                "IDFOLD_HEADER_READ_TIMEOUT_SECS",
+                limits.header_read_timeout_secs,
+            ),
+            ("IDFOLD_KEEP_ALIVE_IDLE_SECS", limits.keep_alive_idle_secs),
+            (
+                "IDFOLD_BODY_PROGRESS_TIMEOUT_SECS",
+                limits.body_progress_timeout_secs,
+            ),
+            ("IDFOLD_BODY_TIMEOUT_SECS", limits.body_timeout_secs),
             ("IDFOLD_WRITE_QUEUE", as_u64(limits.write_queue)),
             ("IDFOLD_ACK_TIMEOUT_SECS", limits.ack_timeout_secs),
             ("IDFOLD_BATCH_SIZE", as_u64(limits.batch_size)),
@@ -550,6 +566,7 @@ fn check_limits(limits: &LimitsSection, problems: &mut Vec<Problem>) {
     let at_least_one = [
         ("limits.max_inflight_requests", limits.max_inflight_requests),
         ("limits.write_queue", limits.write_queue),
+        ("limits.max_connections", limits.max_connections),
         ("limits.batch_size", limits.batch_size),
         ("limits.max_resident_events", limits.max_resident_events),
         (
@@ -562,6 +579,22 @@ fn check_limits(limits: &LimitsSection, problems: &mut Vec<Problem>) {
     for (key, value) in at_least_one {
         if value == Some(0) {
             problems.push(problem(key, "must be at least 1"));
+        }
+    }
+    for (key, secs) in [
+        (
+            "limits.header_read_timeout_secs",
+            limits.header_read_timeout_secs,
+        ),
+        ("limits.keep_alive_idle_secs", limits.keep_alive_idle_secs),
+        (
+            "limits.body_progress_timeout_secs",
+            limits.body_progress_timeout_secs,
+        ),
+        ("limits.body_timeout_secs", limits.body_timeout_secs),
+    ] {
+        if secs == Some(0) {
+            problems.push(problem(key, "must be at least 1 (seconds)"));
         }
     }
 }
@@ -674,6 +707,35 @@ mod tests {
         assert!(!problems
             .iter()
             .any(|p| p.to_string().contains("short-secret")));
+        Ok(())
+    }
+
+    #[test]
+    fn connection_limits_map_to_their_variables_and_zero_is_a_problem() -> Result<(), ConfigError> {
+        let config = parse(
+            r#"
+            [limits]
+            max_connections = 300
+            header_read_timeout_secs = 5
+            keep_alive_idle_secs = 0
+            body_progress_timeout_secs = 7
+            body_timeout_secs = 20
+            "#,
+        )?;
+        let env = config.environment();
+        for (name, value) in [
+            ("IDFOLD_MAX_CONNECTIONS", "300"),
+            ("IDFOLD_HEADER_READ_TIMEOUT_SECS", "5"),
+            ("IDFOLD_BODY_PROGRESS_TIMEOUT_SECS", "7"),
+            ("IDFOLD_BODY_TIMEOUT_SECS", "20"),
+        ] {
+            assert!(
+                env.iter().any(|(n, v)| *n == name && v == value),
+                "{name} in {env:?}"
+            );
+        }
+        let keys: Vec<String> = config.check().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec!["limits.keep_alive_idle_secs".to_owned()]);
         Ok(())
     }
 

@@ -104,16 +104,20 @@ impl IntakeError {
 
     /// The JSON every error answer carries.
     pub fn body(&self) -> serde_json::Value {
-        let message = self.to_string();
-        // `code` and `message` also at the top, where Segment's libraries
-        // read them when they report a failed request.
-        serde_json::json!({
-            "success": false,
-            "code": self.code(),
-            "message": message,
-            "error": {"code": self.code(), "field": self.field(), "message": message},
-        })
+        error_json(self.code(), self.field(), &self.to_string())
     }
+}
+
+/// The shape of every error answer of the server, the framework's
+/// included. `code` and `message` also at the top, where Segment's
+/// libraries read them when they report a failed request.
+pub fn error_json(code: &str, field: Option<&str>, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "success": false,
+        "code": code,
+        "message": message,
+        "error": {"code": code, "field": field, "message": message},
+    })
 }
 
 /// Rejections are the client's to fix: 400, or 403 for a workspace the

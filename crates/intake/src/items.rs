@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::body::MAX_EVENT_BYTES;
 use crate::error::IntakeError;
+use crate::scrub::scrub_secrets;
 use idfold_access::WriteKeys;
 
 /// Who sent the items and when they arrived.
@@ -28,11 +29,12 @@ pub(crate) struct Arrival<'a> {
 impl Arrival<'_> {
     /// The input as dead letters keep it: never with a write key in it.
     fn input(&self, index: usize, bytes: &[u8]) -> RawInput {
+        let (bytes, truncated) = scrub_secrets(bytes, self.keys);
         RawInput {
-            bytes: without_write_key(bytes),
+            bytes,
             partition: None,
             position: Some(index as u64),
-            truncated: false,
+            truncated,
             received_at: Some(self.received_at),
         }
     }
@@ -51,28 +53,21 @@ impl Arrival<'_> {
     }
 }
 
-/// The bytes with any top-level `writeKey` removed: secrets never reach the
-/// dead-letter store. Bytes that do not mention one are kept as they came.
-fn without_write_key(bytes: &[u8]) -> Vec<u8> {
-    const NEEDLE: &[u8] = b"writeKey";
-    if !bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
-        return bytes.to_vec();
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(mut message)) => {
-            message.remove("writeKey");
-            Value::Object(message).to_string().into_bytes()
-        }
-        // Not an object, yet it may hold a key: keep none of it.
-        _ => b"(withheld: the input mentioned writeKey and is not a JSON object)".to_vec(),
-    }
-}
-
 fn invalid_body(what: &str, error: &serde_json::Error) -> IntakeError {
+    // serde quotes the value of a field of the wrong type, which could be
+    // a secret: only the place is said then.
+    let detail = match error.classify() {
+        serde_json::error::Category::Data => format!(
+            "a value has the wrong type at line {} column {}",
+            error.line(),
+            error.column()
+        ),
+        _ => error.to_string(),
+    };
     IntakeError::Rejected(Rejection::new(
         ReasonCode::InvalidJson,
         None,
-        format!("the body is not {what}: {error}"),
+        format!("the body is not {what}: {detail}"),
     ))
 }
 
@@ -119,6 +114,9 @@ pub(crate) fn native(body: &[u8], arrival: &Arrival<'_>) -> Result<Validated, In
 fn native_event(bytes: &[u8], workspace: &str) -> Result<Event, Rejection> {
     let mut value = parse_json_event(bytes)?;
     if let Some(event) = value.as_object_mut() {
+        // The server's clock says when it received an event, never the
+        // client (as Segment does): stamped from the arrival afterwards.
+        event.remove("received_at");
         match event.get("workspace_id").filter(|v| !v.is_null()) {
             None => {
                 event.insert("workspace_id".into(), Value::from(workspace));
@@ -168,11 +166,12 @@ impl<'a> SegmentBatch<'a> {
                 )))
             }
         };
-        let envelope = Envelope {
+        let batch_envelope = Envelope {
             workspace_id: arrival.workspace,
             received_at: arrival.received_at,
             batch_sent_at: self.sent_at.as_ref(),
             batch_context: context,
+            position: 0,
         };
         let mut validated = Validated::with_capacity(items.len());
         for (index, raw) in items.iter().enumerate() {
@@ -191,6 +190,10 @@ impl<'a> SegmentBatch<'a> {
                     .map_err(|e| Rejection::new(ReasonCode::InvalidJson, None, e.to_string()))
                     .and_then(|message| {
                         arrival.check_item_key(&message)?;
+                        let envelope = Envelope {
+                            position: index,
+                            ..batch_envelope
+                        };
                         translate(None, &message, &envelope)
                     })
             };
@@ -224,6 +227,7 @@ pub(crate) fn segment_single(
         received_at: arrival.received_at,
         batch_sent_at: None,
         batch_context: None::<&Map<String, Value>>,
+        position: 0,
     };
     let mut validated = Validated::with_capacity(1);
     let outcome = translate(Some(call), message, &envelope);
@@ -322,11 +326,61 @@ mod tests {
         let kept = String::from_utf8_lossy(&v.dead_letters[0].raw).into_owned();
         assert!(!kept.contains("wk_secret"), "{kept}");
         assert!(kept.contains("\"event\":\"E\""), "{kept}");
-        assert_eq!(
-            without_write_key(b"[\"writeKey\"]"),
-            b"(withheld: the input mentioned writeKey and is not a JSON object)".to_vec()
-        );
-        assert_eq!(without_write_key(b"{\"a\":1}"), b"{\"a\":1}".to_vec());
+    }
+
+    #[test]
+    fn a_native_received_at_is_the_servers() {
+        let body = event(
+            "a",
+            r#","timestamp":"2200-01-01T00:00:00Z","received_at":"2200-01-01T00:00:00Z""#,
+        )
+        .replace(r#""timestamp":"2026-01-01T00:00:00Z","#, "");
+        let v = native(body.as_bytes(), &arrival()).unwrap_or_default();
+        let stored: Vec<idfold_events::Event> = v
+            .entries
+            .iter()
+            .filter_map(|e| idfold_events::decode_event(&e.payload).ok())
+            .collect();
+        // Accepted or rejected by the time rules, never with the client's
+        // receive time.
+        for event in &stored {
+            assert_eq!(
+                event.received_at.as_deref(),
+                Some(idfold_events::format_nanos(arrival().received_at).as_str())
+            );
+        }
+        assert_eq!(stored.len() + v.report.rejected.len(), 1);
+    }
+
+    #[test]
+    fn identical_items_without_message_id_are_two_events_and_a_retry_the_same() {
+        let item = r#"{"type":"track","userId":"u","event":"E"}"#;
+        let body = format!(r#"{{"batch":[{item},{item}]}}"#);
+        let ids = || {
+            let batch = SegmentBatch::parse(body.as_bytes());
+            let Ok(batch) = batch else {
+                panic!("{batch:?}")
+            };
+            let v = batch.validate(&arrival()).unwrap_or_default();
+            v.entries
+                .iter()
+                .filter_map(|e| idfold_events::decode_event(&e.payload).ok())
+                .map(|e| e.message_id)
+                .collect::<Vec<_>>()
+        };
+        let first = ids();
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0], first[1]);
+        assert_eq!(first, ids(), "a retried batch gets the same ids");
+    }
+
+    #[test]
+    fn a_refused_body_s_message_never_quotes_its_values() {
+        let body = br#"{"batch": "wk_acme_0123456789abcdef"}"#;
+        let refused = SegmentBatch::parse(body).err().map(|e| e.to_string());
+        let message = refused.unwrap_or_default();
+        assert!(message.contains("line 1"), "{message}");
+        assert!(!message.contains("wk_acme"), "{message}");
     }
 
     #[test]

@@ -9,12 +9,19 @@
 mod body;
 mod durable;
 mod error;
+mod http_errors;
 mod http_metrics;
 mod items;
 mod routes;
+mod scrub;
+mod server;
 
-pub use body::{MAX_BATCH_BYTES, MAX_EVENT_BYTES};
+pub use body::{
+    timed_bodies, BodyStalled, BodyTimeouts, TimedBody, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
+};
 pub use durable::{DurableWriter, SharedDeadLetterSink, SharedEventSink};
-pub use error::IntakeError;
+pub use error::{error_json, IntakeError};
+pub use http_errors::{json_errors, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use http_metrics::record_http_metrics;
 pub use routes::{router, IntakeState, Limits, Readiness};
+pub use server::{serve_connections, ConnectionLimits};

@@ -16,11 +16,14 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::body::{read_body, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
+use crate::body::{read_body, BodyFailure, BodyTimeouts, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
 use crate::durable::DurableWriter;
-use crate::error::{rejection_status, IntakeError};
+use crate::error::{error_json, rejection_status, IntakeError};
 use crate::items::{self, Arrival, SegmentBatch};
+use crate::scrub::scrub_secrets;
 use idfold_access::WriteKeys;
+use idfold_log::DeadLetter;
+use idfold_telemetry::names;
 
 /// Whether the log behind the server is reachable (`/readyz`). May block:
 /// it is called off the request threads.
@@ -30,17 +33,28 @@ pub trait Readiness: Send + Sync + 'static {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Requests being read, validated or waiting for the log at once; one
-    /// more is answered 503 at once. With the 500 KiB body limit this bounds
-    /// the memory requests hold.
+    /// Requests being validated or waiting for the log at once (their body
+    /// already read); one more is answered 503 at once. One workspace may
+    /// hold at most three quarters of them, so another always finds some.
     pub max_inflight_requests: usize,
+    /// How long a body may go without a byte, and take in all.
+    pub body: BodyTimeouts,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_inflight_requests: 256,
+            body: BodyTimeouts::default(),
         }
+    }
+}
+
+impl Limits {
+    /// The slots one workspace may hold at once.
+    fn workspace_share(&self) -> usize {
+        let all = self.max_inflight_requests.max(1);
+        (all - all / 4).max(1)
     }
 }
 
@@ -54,7 +68,9 @@ struct Inner {
     /// The server's clock, read once per request (the rules have none).
     clock: fn() -> EventTime,
     slots: Arc<Semaphore>,
-    body_key_slots: Arc<Semaphore>,
+    /// Slots held by each workspace, against `Limits::workspace_share`.
+    held: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    limits: Limits,
     /// The last readiness check and when it ran: `/readyz` answers from it
     /// for a second, so probes cannot pile up blocking checks.
     last_ready: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
@@ -83,7 +99,8 @@ impl IntakeState {
             readiness,
             clock,
             slots: Arc::new(Semaphore::new(limits.max_inflight_requests.max(1))),
-            body_key_slots: Arc::new(Semaphore::new((limits.max_inflight_requests / 4).max(1))),
+            held: Arc::default(),
+            limits,
             last_ready: std::sync::Mutex::new(None),
         }))
     }
@@ -171,7 +188,12 @@ async fn readyz(State(state): State<IntakeState>) -> Response {
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "5")],
-            Json(json!({"status": "unavailable", "reason": why})),
+            Json(json!({
+                "status": "unavailable",
+                "reason": why,
+                "code": "not_ready",
+                "message": format!("not ready: {why}"),
+            })),
         )
             .into_response(),
     }
@@ -194,38 +216,56 @@ async fn method_not_allowed() -> Response {
 }
 
 fn error_answer(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"success": false, "error": {"code": code, "field": null, "message": message}})),
-    )
-        .into_response()
+    (status, Json(error_json(code, None, message))).into_response()
 }
 
-/// A slot for one request, or 503 when every slot is taken. Requests that
-/// proved their key in the header use the main pool; requests whose key is
-/// only in the body (not known before the body is read) share a smaller
-/// one, so keyless clients cannot take every slot.
-fn take_slot(
-    state: &IntakeState,
-    authenticated: bool,
-) -> Result<tokio::sync::OwnedSemaphorePermit, IntakeError> {
-    let pool = if authenticated {
-        &state.0.slots
-    } else {
-        &state.0.body_key_slots
-    };
-    pool.clone()
+/// A request's slot, given back when dropped.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    held: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    workspace: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.held.lock() {
+            if let Some(n) = held.get_mut(&self.workspace) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// A slot for one request whose body is read, or 503 when every slot is
+/// taken or its workspace holds its share: a body is read before a slot
+/// is taken, so slow clients hold connections, never slots, and one
+/// workspace's load leaves slots for the others.
+fn take_slot(state: &IntakeState, workspace: &str) -> Result<Slot, IntakeError> {
+    let mut held = state.0.held.lock().map_err(|_| IntakeError::Overloaded)?;
+    let count = held.entry(workspace.to_owned()).or_default();
+    if *count >= state.0.limits.workspace_share() {
+        return Err(IntakeError::Overloaded);
+    }
+    let permit = state
+        .0
+        .slots
+        .clone()
         .try_acquire_owned()
-        .map_err(|_| IntakeError::Overloaded)
+        .map_err(|_| IntakeError::Overloaded)?;
+    *count += 1;
+    Ok(Slot {
+        _permit: permit,
+        held: state.0.held.clone(),
+        workspace: workspace.to_owned(),
+    })
 }
 
 /// A request's body and the workspace of the key in its `Authorization`
-/// header when there is one (checked before anything is read), holding its
-/// slot. Where the body cannot carry a key, no header is refused at once.
+/// header when there is one (checked before anything is read). Where the
+/// body cannot carry a key, no header is refused at once.
 struct Received<'s> {
     from_header: Option<&'s str>,
     bytes: Vec<u8>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 async fn receive<'s>(
@@ -235,19 +275,86 @@ async fn receive<'s>(
     body_may_hold_key: bool,
     limit: usize,
     what: &'static str,
+    source: &'static str,
 ) -> Result<Received<'s>, IntakeError> {
     let from_header = match authorization(headers) {
-        Some(h) => Some(state.0.keys.authenticate(Some(h), None)?),
+        Some(h) => match state.0.keys.authenticate(Some(h), None) {
+            Ok(workspace) => Some(workspace),
+            Err(error) => return Err(count_unattributed(error.into())),
+        },
         None if body_may_hold_key => None,
-        None => return Err(IntakeError::MissingWriteKey),
+        None => return Err(count_unattributed(IntakeError::MissingWriteKey)),
     };
-    let slot = take_slot(state, from_header.is_some())?;
-    let bytes = read_body(body, headers.get(header::CONTENT_ENCODING), limit, what).await?;
-    Ok(Received {
-        from_header,
-        bytes,
-        _slot: slot,
-    })
+    let encoding = headers.get(header::CONTENT_ENCODING);
+    match read_body(body, encoding, limit, what, state.0.limits.body).await {
+        Ok(bytes) => Ok(Received { from_header, bytes }),
+        Err(failure) => Err(match from_header {
+            Some(workspace) => refuse_whole(state, workspace, source, failure).await,
+            // The key is in the body that could not be read: nobody to
+            // charge a dead letter to.
+            None => count_unattributed(failure.error),
+        }),
+    }
+}
+
+/// Counts a request refused before any workspace was known: one input
+/// received, one rejected. No dead letter: anyone could fill the store.
+/// A request refused for its credentials (401) holds no input to count;
+/// `idfold_http_requests_total` has it by status.
+fn count_unattributed(error: IntakeError) -> IntakeError {
+    if error.status() != StatusCode::UNAUTHORIZED {
+        count_whole_rejection(error.code());
+    }
+    error
+}
+
+fn count_whole_rejection(reason: &'static str) {
+    metrics::counter!(names::EVENTS_RECEIVED, "source" => "http").increment(1);
+    metrics::counter!(names::EVENTS_REJECTED, "source" => "http", "reason" => reason).increment(1);
+}
+
+/// A body refused as a whole by a workspace's key: counted, and
+/// dead-lettered (its first `KEPT_BYTES`, without secrets) with the
+/// workspace and the route, before the client is answered.
+async fn refuse_whole(
+    state: &IntakeState,
+    workspace: &str,
+    source: &'static str,
+    failure: BodyFailure,
+) -> IntakeError {
+    count_whole_rejection(failure.error.code());
+    let (raw, cut) = scrub_secrets(&failure.kept, &state.0.keys);
+    let letter = DeadLetter {
+        reason: failure.error.code().to_owned(),
+        field: failure.error.field().map(str::to_owned),
+        message: failure.error.to_string(),
+        source: source.to_owned(),
+        partition: None,
+        position: None,
+        raw,
+        truncated: failure.truncated || cut,
+        workspace: Some(workspace.to_owned()),
+    };
+    let mut validated = Validated::default();
+    validated.dead_letters.push(letter);
+    // The client's answer is the refusal either way; a dead letter the
+    // log could not take is logged, not retried.
+    if let Err(error) = state.0.writer.write(validated).await {
+        tracing::warn!(%error, workspace, source, "a refused body could not be dead-lettered");
+    }
+    failure.error
+}
+
+/// Whole-body refusal of bytes that were read (not JSON, not a batch).
+async fn refuse_read(
+    state: &IntakeState,
+    workspace: &str,
+    source: &'static str,
+    bytes: &[u8],
+    error: IntakeError,
+) -> IntakeError {
+    let failure = BodyFailure::of_bytes(error, bytes);
+    refuse_whole(state, workspace, source, failure).await
 }
 
 /// The header's workspace, else the one of the body's `writeKey`.
@@ -284,6 +391,7 @@ async fn native_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
+    const SOURCE: &str = "http:/v1/events";
     let received = receive(
         &state,
         &headers,
@@ -291,14 +399,18 @@ async fn native_events(
         false,
         MAX_BATCH_BYTES,
         "a batch request",
+        SOURCE,
     )
     .await?;
-    let workspace = workspace(&state, received.from_header, None)?;
-    let validated = items::native(
-        &received.bytes,
-        &arrival(&state, workspace, "http:/v1/events"),
-    )?;
-    write_and_answer(&state, validated).await
+    let workspace = workspace(&state, received.from_header, None).map_err(count_unattributed)?;
+    let _slot = take_slot(&state, workspace)?;
+    let validated = match items::native(&received.bytes, &arrival(&state, workspace, SOURCE)) {
+        Ok(validated) => validated,
+        Err(error) => {
+            return Err(refuse_read(&state, workspace, SOURCE, &received.bytes, error).await)
+        }
+    };
+    write_and_answer(&state, workspace, validated).await
 }
 
 async fn segment_batch(
@@ -314,12 +426,30 @@ async fn segment_batch(
         true,
         MAX_BATCH_BYTES,
         "a batch request",
+        source,
     )
     .await?;
-    let batch = SegmentBatch::parse(&received.bytes)?;
-    let workspace = workspace(&state, received.from_header, batch.write_key.as_deref())?;
-    let validated = batch.validate(&arrival(&state, workspace, source))?;
-    write_and_answer(&state, validated).await
+    let batch = match SegmentBatch::parse(&received.bytes) {
+        Ok(batch) => batch,
+        Err(error) => {
+            return Err(match received.from_header {
+                Some(workspace) => {
+                    refuse_read(&state, workspace, source, &received.bytes, error).await
+                }
+                None => count_unattributed(error),
+            })
+        }
+    };
+    let workspace = workspace(&state, received.from_header, batch.write_key.as_deref())
+        .map_err(count_unattributed)?;
+    let _slot = take_slot(&state, workspace)?;
+    let validated = match batch.validate(&arrival(&state, workspace, source)) {
+        Ok(validated) => validated,
+        Err(error) => {
+            return Err(refuse_read(&state, workspace, source, &received.bytes, error).await)
+        }
+    };
+    write_and_answer(&state, workspace, validated).await
 }
 
 async fn segment_single(
@@ -328,12 +458,34 @@ async fn segment_single(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
-    let received = receive(&state, &headers, body, true, MAX_EVENT_BYTES, "one event").await?;
-    let (message, body_key) = items::segment_message(&received.bytes)?;
-    let workspace = workspace(&state, received.from_header, body_key.as_deref())?;
-    let arrival = arrival(&state, workspace, single_source(call));
+    let source = single_source(call);
+    let received = receive(
+        &state,
+        &headers,
+        body,
+        true,
+        MAX_EVENT_BYTES,
+        "one event",
+        source,
+    )
+    .await?;
+    let (message, body_key) = match items::segment_message(&received.bytes) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Err(match received.from_header {
+                Some(workspace) => {
+                    refuse_read(&state, workspace, source, &received.bytes, error).await
+                }
+                None => count_unattributed(error),
+            })
+        }
+    };
+    let workspace =
+        workspace(&state, received.from_header, body_key.as_deref()).map_err(count_unattributed)?;
+    let _slot = take_slot(&state, workspace)?;
+    let arrival = arrival(&state, workspace, source);
     let validated = items::segment_single(call, &message, &received.bytes, &arrival)?;
-    let report = write(&state, validated).await?;
+    let report = write(&state, workspace, validated).await?;
     match report.rejected.into_iter().next() {
         // Dead-lettered, and the caller told why.
         Some((_, rejection)) => Err(IntakeError::Rejected(rejection)),
@@ -366,7 +518,14 @@ fn single_source(call: SegmentCall) -> &'static str {
 }
 
 /// Makes the batch durable (accepted events and dead letters alike).
-async fn write(state: &IntakeState, validated: Validated) -> Result<PublishReport, IntakeError> {
+async fn write(
+    state: &IntakeState,
+    workspace: &str,
+    mut validated: Validated,
+) -> Result<PublishReport, IntakeError> {
+    for letter in &mut validated.dead_letters {
+        letter.workspace = Some(workspace.to_owned());
+    }
     // The writer records the metrics from the report it is given.
     let report = validated.report.clone();
     state.0.writer.write(validated).await?;
@@ -377,9 +536,10 @@ async fn write(state: &IntakeState, validated: Validated) -> Result<PublishRepor
 /// rejection's status when nothing was.
 async fn write_and_answer(
     state: &IntakeState,
+    workspace: &str,
     validated: Validated,
 ) -> Result<Response, IntakeError> {
-    let report = write(state, validated).await?;
+    let report = write(state, workspace, validated).await?;
     let status = match report.rejected.first() {
         Some((_, first)) if report.accepted == 0 => rejection_status(first.reason),
         _ => StatusCode::OK,

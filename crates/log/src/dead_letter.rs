@@ -25,6 +25,10 @@ pub struct DeadLetter {
     #[serde(with = "base64_bytes")]
     pub raw: Vec<u8>,
     pub truncated: bool,
+    /// The workspace whose write key sent it, where one was known (HTTP);
+    /// absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 mod base64_bytes {

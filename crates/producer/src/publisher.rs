@@ -225,6 +225,7 @@ impl Validated {
                     position: input.position,
                     raw: input.bytes.clone(),
                     truncated: input.truncated,
+                    workspace: None,
                 });
                 self.report.rejected.push((index, rejection));
             }

@@ -562,5 +562,6 @@ fn undecodable_letter(
         position: Some(record.offset),
         raw: record.payload.clone(),
         truncated: false,
+        workspace: None,
     }
 }

@@ -44,6 +44,9 @@ pub enum ReadError {
     /// A dashboard form posted from another site (login CSRF).
     #[error("refused: {0}; sign in from the dashboard's own page")]
     CrossOrigin(&'static str),
+    /// The workspace has as many reads running and waiting as it may.
+    #[error("this workspace has as many reads under way as it may; retry after the delay")]
+    Busy,
 }
 
 impl From<AuthError> for ReadError {
@@ -71,6 +74,7 @@ impl ReadError {
             ReadError::Output(_) => "internal",
             ReadError::InvalidFilter(_) => "invalid_filter",
             ReadError::CrossOrigin(_) => "cross_origin",
+            ReadError::Busy => "overloaded",
         }
     }
 
@@ -97,7 +101,9 @@ impl ReadError {
             | ReadError::InvalidIdentifier { .. }
             | ReadError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
             ReadError::NotFound(_) => StatusCode::NOT_FOUND,
-            ReadError::Store(_) | ReadError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReadError::Store(_) | ReadError::LogUnavailable(_) | ReadError::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ReadError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,11 +115,17 @@ impl IntoResponse for ReadError {
             tracing::warn!(%error, "a read of the store failed");
         }
         let message = self.to_string();
+        // `code` and `message` at the top too, as in every error answer.
         let body = serde_json::json!({
+            "code": self.code(),
+            "message": message,
             "error": {"code": self.code(), "field": self.field(), "message": message},
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if matches!(self, ReadError::Store(_) | ReadError::LogUnavailable(_)) {
+        if matches!(
+            self,
+            ReadError::Store(_) | ReadError::LogUnavailable(_) | ReadError::Busy
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -30,6 +30,13 @@ use idfold_segments::{parse, FilterError};
 /// Reads that scan the store run at most this many at once, each on a
 /// thread of its own, so a heavy read never stalls ingestion.
 const MAX_CONCURRENT_READS: usize = 4;
+/// One workspace's reads run at most this many at once, so another
+/// workspace always finds a read slot free...
+const WORKSPACE_CONCURRENT_READS: usize = 2;
+/// ...and at most this many more wait; one more is answered 503 with
+/// Retry-After at once, so a workspace's heavy reads cannot queue without
+/// bound.
+const WORKSPACE_QUEUED_READS: usize = 8;
 
 #[derive(Clone)]
 pub struct ReadState(Arc<Inner>);
@@ -37,6 +44,8 @@ pub struct ReadState(Arc<Inner>);
 struct Inner {
     /// Reads run at once; more wait their turn.
     reads: Arc<tokio::sync::Semaphore>,
+    /// Each workspace's own bound, within `reads`.
+    workspace_reads: std::sync::Mutex<HashMap<String, Arc<WorkspaceReads>>>,
     tokens: ReadTokens,
     store: StateStore,
     segments: SegmentStore,
@@ -69,6 +78,7 @@ impl ReadState {
     ) -> ReadState {
         ReadState(Arc::new(Inner {
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
+            workspace_reads: std::sync::Mutex::default(),
             tokens,
             store,
             segments,
@@ -93,6 +103,35 @@ impl ReadState {
             .await
             .map_err(|_| ReadError::Output("shutting down".into()))?;
         tokio::task::block_in_place(read)
+    }
+
+    /// A read of a workspace, once the request's token opens it: at most
+    /// `WORKSPACE_CONCURRENT_READS` of the workspace's reads at once and
+    /// `WORKSPACE_QUEUED_READS` waiting (503 past that), then one of the
+    /// server's read slots. The token is checked first, so requests
+    /// without one never take a workspace's queue.
+    pub(crate) async fn read_of<T>(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        read: impl FnOnce() -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
+        self.authorize(headers, workspace)?;
+        let gate = {
+            let mut gates = self.0.workspace_reads.lock().map_err(|_| ReadError::Busy)?;
+            gates
+                .entry(workspace.to_owned())
+                .or_insert_with(|| Arc::new(WorkspaceReads::new()))
+                .clone()
+        };
+        let _place = gate.enter()?;
+        let _running = gate
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ReadError::Output("shutting down".into()))?;
+        self.blocking(read).await
     }
 
     /// The profile `id` names (a device or email resolving to its user), once
@@ -176,6 +215,42 @@ impl ReadState {
     }
 }
 
+/// One workspace's reads: those running, and those let in (running or
+/// waiting), bounded.
+struct WorkspaceReads {
+    running: Arc<tokio::sync::Semaphore>,
+    admitted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A read's place in its workspace's queue, given back when dropped.
+struct Admitted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl WorkspaceReads {
+    fn new() -> WorkspaceReads {
+        WorkspaceReads {
+            running: Arc::new(tokio::sync::Semaphore::new(WORKSPACE_CONCURRENT_READS)),
+            admitted: Arc::default(),
+        }
+    }
+
+    fn enter(&self) -> Result<Admitted, ReadError> {
+        use std::sync::atomic::Ordering;
+        let bound = WORKSPACE_CONCURRENT_READS + WORKSPACE_QUEUED_READS;
+        self.admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < bound).then_some(n + 1)
+            })
+            .map_err(|_| ReadError::Busy)?;
+        Ok(Admitted(self.admitted.clone()))
+    }
+}
+
 pub fn router(state: ReadState) -> Router {
     let dashboard = Router::new()
         .route("/", get(dashboard))
@@ -224,9 +299,14 @@ pub fn router(state: ReadState) -> Router {
 }
 
 async fn method_not_allowed() -> Response {
+    let message = "this route takes another method";
     (
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": {"code": "method_not_allowed", "field": null, "message": "this route takes another method"}})),
+        Json(json!({
+            "code": "method_not_allowed",
+            "message": message,
+            "error": {"code": "method_not_allowed", "field": null, "message": message},
+        })),
     )
         .into_response()
 }
@@ -244,7 +324,7 @@ async fn mau(
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let store = &state.0.store;
             match month_query(
@@ -272,7 +352,7 @@ async fn profile_lookup(
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let asked = lookup_identifier(
                 param(&params, "user_id"),
@@ -291,7 +371,9 @@ async fn profile_by_id(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| Ok(Json(state.profile_at(&headers, &workspace, &id)?)))
+        .read_of(&headers, &workspace, || {
+            Ok(Json(state.profile_at(&headers, &workspace, &id)?))
+        })
         .await
 }
 
@@ -306,7 +388,7 @@ async fn profile_erase(
     headers: HeaderMap,
 ) -> Result<Response, ReadError> {
     let request = state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let erasures = state
                 .0
@@ -355,7 +437,7 @@ async fn erasure_status(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             state
                 .erasure_outcome(&workspace, &erasure_id)?
@@ -414,7 +496,7 @@ async fn responses(
     params: Params,
 ) -> Result<Response, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let (filter, cursor, limit) = response_query(&params)?;
             let mut rows = Vec::new();
@@ -433,7 +515,7 @@ async fn profile_responses(
     params: Params,
 ) -> Result<Response, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             let profile = state.profile_at(&headers, &workspace, &id)?;
             let (filter, cursor, limit) = response_query(&params)?;
             responses_answer(
@@ -462,7 +544,7 @@ async fn segment_put(
             ),
         })?;
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             check_name(&name)?;
             let filter: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -484,7 +566,7 @@ async fn segment_get(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             let filter = state.stored_segment(&headers, &workspace, &name)?;
             Ok(Json(json!({"name": name, "filter": filter})))
         })
@@ -497,7 +579,7 @@ async fn segment_delete(
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             check_name(&name)?;
             if state.0.segments.delete(&workspace, &name)? {
@@ -515,7 +597,7 @@ async fn segment_list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let segments: Vec<Value> = state
                 .0
@@ -536,7 +618,7 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.blocking(|| {
+    state.read_of(&headers, &workspace, || {
         let json = state.stored_segment(&headers, &workspace, &name)?;
         let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
         let limit = limit_param(param(&params, "limit"))?;
@@ -585,7 +667,7 @@ async fn profile_segments(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ReadError> {
     state
-        .blocking(|| {
+        .read_of(&headers, &workspace, || {
             let profile = state.profile_at(&headers, &workspace, &id)?;
             let at = (state.0.clock)();
             let names: Vec<String> = state
@@ -599,4 +681,30 @@ async fn profile_segments(
             Ok(Json(json!({"profile": profile["id"], "segments": names})))
         })
         .await
+}
+
+#[cfg(test)]
+mod fairness_tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_admits_its_running_and_queued_reads_then_refuses() {
+        let gate = WorkspaceReads::new();
+        let admitted: Vec<Admitted> = (0..WORKSPACE_CONCURRENT_READS + WORKSPACE_QUEUED_READS)
+            .filter_map(|_| gate.enter().ok())
+            .collect();
+        assert_eq!(
+            admitted.len(),
+            WORKSPACE_CONCURRENT_READS + WORKSPACE_QUEUED_READS
+        );
+        let refused = gate.enter();
+        assert!(matches!(refused, Err(ReadError::Busy)));
+        assert_eq!(
+            ReadError::Busy.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "answered 503"
+        );
+        drop(admitted);
+        assert!(gate.enter().is_ok(), "places come back when reads end");
+    }
 }

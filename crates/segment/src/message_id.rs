@@ -3,9 +3,10 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// Derived from the message itself, so a client that retries a request
-/// without messageIds gets the same ids again and the fold drops the
-/// re-delivery. `sentAt` and `writeKey` change between attempts and are
+/// Derived from the message itself and its position in its batch, so a
+/// client that retries a request without messageIds gets the same ids
+/// again and the fold drops the re-delivery, while two identical items of
+/// one batch stay two events. `sentAt` and `writeKey` change between attempts and are
 /// left out. A message without a timestamp takes its time from the receive
 /// time, which is part of the hash: two such identical messages sent apart
 /// stay two events.
@@ -13,6 +14,7 @@ pub fn generated_message_id(
     workspace_id: &str,
     call: &str,
     message: &Map<String, Value>,
+    position: usize,
     received_at_when_untimed: Option<&str>,
 ) -> String {
     let mut stable = message.clone();
@@ -23,6 +25,7 @@ pub fn generated_message_id(
         hash.update(part.as_bytes());
         hash.update([0]);
     }
+    hash.update(u64::try_from(position).unwrap_or(u64::MAX).to_be_bytes());
     if let Some(received) = received_at_when_untimed {
         hash.update(received.as_bytes());
     }
@@ -48,15 +51,21 @@ mod tests {
         let first = object(json!({"event": "A", "userId": "u", "sentAt": "1", "writeKey": "k"}));
         let retry = object(json!({"event": "A", "userId": "u", "sentAt": "2"}));
         let other = object(json!({"event": "B", "userId": "u"}));
-        let id = generated_message_id("w", "track", &first, None);
-        assert_eq!(id, generated_message_id("w", "track", &retry, None));
-        assert_ne!(id, generated_message_id("w", "track", &other, None));
-        assert_ne!(id, generated_message_id("w2", "track", &first, None));
-        assert_ne!(id, generated_message_id("w", "page", &first, None));
+        let id = generated_message_id("w", "track", &first, 0, None);
+        assert_eq!(id, generated_message_id("w", "track", &retry, 0, None));
+        assert_ne!(id, generated_message_id("w", "track", &other, 0, None));
+        assert_ne!(id, generated_message_id("w2", "track", &first, 0, None));
+        assert_ne!(id, generated_message_id("w", "page", &first, 0, None));
         assert_ne!(
-            generated_message_id("w", "track", &first, Some("t1")),
-            generated_message_id("w", "track", &first, Some("t2"))
+            generated_message_id("w", "track", &first, 0, Some("t1")),
+            generated_message_id("w", "track", &first, 0, Some("t2"))
         );
         assert!(id.starts_with("gen-") && id.len() == 36, "{id}");
+        // The same item at another place in its batch is another event.
+        assert_ne!(id, generated_message_id("w", "track", &first, 1, None));
+        assert_eq!(
+            generated_message_id("w", "track", &first, 1, None),
+            generated_message_id("w", "track", &retry, 1, None)
+        );
     }
 }

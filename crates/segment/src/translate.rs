@@ -35,6 +35,9 @@ pub struct Envelope<'a> {
     pub batch_sent_at: Option<&'a Value>,
     /// A batch's top-level `context`, under each item's own.
     pub batch_context: Option<&'a Map<String, Value>>,
+    /// The message's place in its batch (0 for a single call): part of a
+    /// generated messageId, so two identical items are two events.
+    pub position: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +108,7 @@ pub fn translate(
             envelope.workspace_id,
             call.as_str(),
             message,
+            envelope.position,
             untimed.then_some(received_at.as_str()),
         ),
     };
@@ -428,6 +432,7 @@ mod tests {
             received_at: received(),
             batch_sent_at: None,
             batch_context: None,
+            position: 0,
         }
     }
 

@@ -9,13 +9,20 @@ pub use exporter::{install_exporter, ExporterError, PrometheusHandle};
 
 pub mod names {
     /// Inputs seen at the edge. Labels: `source` (`file`, `stdin`, ...).
+    /// Always accepted + rejected = received: an HTTP request refused as a
+    /// whole (a body that is not JSON or not a batch, too large, bad gzip,
+    /// timed out) counts as one input received and rejected.
     pub const EVENTS_RECEIVED: &str = "idfold_events_received_total";
     /// Inputs accepted: appended to the log. Labels: `source`, `type`
     /// (identify, traits, track, survey; `group` for Segment's group calls,
     /// which are validated and counted, not stored).
     pub const EVENTS_ACCEPTED: &str = "idfold_events_accepted_total";
     /// Inputs rejected to the dead-letter store. Labels: `source`, `reason`
-    /// (one of the stable reason codes).
+    /// (one of the stable reason codes; for HTTP requests refused as a
+    /// whole also `invalid_gzip`, `invalid_body`, `body_timeout`,
+    /// `unsupported_encoding`: those without a valid key are counted and
+    /// not dead-lettered; a request refused for its credentials, 401, is
+    /// no input and counted only in `idfold_http_requests_total`).
     pub const EVENTS_REJECTED: &str = "idfold_events_rejected_total";
     /// Rejected inputs written to the dead-letter store or topic. Labels:
     /// `source` (`log` for records the fold could not decode).
@@ -52,6 +59,11 @@ pub mod names {
     pub const HTTP_REQUEST_DURATION: &str = "idfold_http_request_duration_seconds";
     /// Requests waiting for the log writer (`--write-queue` bounds it).
     pub const HTTP_WRITE_QUEUE: &str = "idfold_http_write_queue_requests";
+    /// HTTP connections open (`limits.max_connections` bounds it).
+    pub const HTTP_CONNECTIONS_OPEN: &str = "idfold_http_connections_open";
+    /// HTTP connections the server closed on its own. Labels: `reason`
+    /// (`header_timeout`, `idle_timeout`, `over_limit`).
+    pub const HTTP_CONNECTIONS_CLOSED: &str = "idfold_http_connections_closed_total";
     /// Messages in the Kafka producer's queue, not yet acknowledged.
     pub const KAFKA_PRODUCER_QUEUE: &str = "idfold_kafka_producer_queue_messages";
     /// Kafka deliveries that failed (the write is answered 503 and retried
@@ -153,6 +165,12 @@ pub fn describe() {
         HTTP_REQUEST_DURATION,
         Unit::Seconds,
         "Time to answer an HTTP request, by route."
+    );
+    describe_gauge!(HTTP_CONNECTIONS_OPEN, Unit::Count, "HTTP connections open.");
+    describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        Unit::Count,
+        "HTTP connections closed by the server: header or idle timeout, over the limit."
     );
     describe_gauge!(
         HTTP_WRITE_QUEUE,
