@@ -546,7 +546,8 @@ fn serve_and_run_started_right_after_topics_fold_everything_they_are_given() {
     let expected = embedded_export(&[&sample]);
 
     // serve, the moment `idfold topics` returned: leaders of new topics
-    // may still be elected, which must not stop it.
+    // may still be elected, which must not stop it (whether an election
+    // is caught depends on timing: on a loaded machine it often is).
     let serve_topics = KafkaTopics::create(&test_broker(), 6);
     let serving = Idfold::new();
     let mut args = serve_topics.args();
@@ -583,7 +584,6 @@ fn serve_and_run_started_right_after_topics_fold_everything_they_are_given() {
             "/v1/workspaces/acme/mau?month={}",
             row["month"].as_str().unwrap_or_default()
         );
-        let mut last = String::new();
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let reply = harness::http::call(
@@ -595,15 +595,15 @@ fn serve_and_run_started_right_after_topics_fold_everything_they_are_given() {
             if reply.status == 200 && reply.body == row {
                 break;
             }
-            last = format!("{} {}", reply.status, reply.text);
             assert!(
                 Instant::now() < deadline,
-                "serve never folded {path}: {last}\n{}",
+                "serve never folded {path}: {} {}\n{}",
+                reply.status,
+                reply.text,
                 server.log()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = last;
     }
 
     // run folds everything, and says when each partition caught up.
@@ -668,23 +668,25 @@ fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_ever
     let ready = || harness::http::get(&server.url("/readyz")).status;
 
     // Two clients send batches of tracks for as long as the test runs.
-    let acknowledged = Arc::new(Mutex::new(0usize));
+    let acknowledged = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
     let done = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..2)
         .map(|client| {
-            let (url, acknowledged, done) = (
-                server.url("/v1/batch"),
-                acknowledged.clone(),
-                done.clone(),
-            );
+            let (url, acknowledged, done) =
+                (server.url("/v1/batch"), acknowledged.clone(), done.clone());
             std::thread::spawn(move || {
                 let agent = harness::http::agent();
                 let auth = harness::http::basic(harness::http::write_key("acme"));
                 let mut sent = 0u64;
                 while !done.load(Ordering::SeqCst) {
-                    let batch: Vec<serde_json::Value> = (0..20)
-                        .map(|i| {
-                            serde_json::json!({"type": "track", "messageId": format!("load-{client}-{sent}-{i}"),
+                    let ids: Vec<String> = (0..20)
+                        .map(|i| format!("load-{client}-{sent}-{i}"))
+                        .collect();
+                    let batch: Vec<serde_json::Value> = ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| {
+                            serde_json::json!({"type": "track", "messageId": id,
                                 "userId": format!("u-{client}-{i}"), "event": "Load"})
                         })
                         .collect();
@@ -697,7 +699,10 @@ fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_ever
                         body.as_bytes(),
                     );
                     if reply.is_ok_and(|r| r.status == 200) {
-                        *acknowledged.lock().unwrap_or_else(|p| p.into_inner()) += 20;
+                        acknowledged
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(ids);
                     } else {
                         std::thread::sleep(Duration::from_millis(100));
                     }
@@ -706,7 +711,7 @@ fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_ever
             })
         })
         .collect();
-    let acked = || *acknowledged.lock().unwrap_or_else(|p| p.into_inner());
+    let acked = || acknowledged.lock().unwrap_or_else(|p| p.into_inner()).len();
     wait("load to be acknowledged", &mut || acked() >= 1_000);
 
     broker.script("stop");
@@ -724,12 +729,25 @@ fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_ever
         client.join().expect("client");
     }
 
-    // The fold, still this process, folds every acknowledged event.
-    let total = acked() as f64;
+    // Every acknowledged event is in the canonical log, and the fold, still
+    // this process, folds every distinct event the log holds.
+    let in_log =
+        harness::kafka::read_canonical_message_ids(&broker.bootstrap(), &topics.events_topic());
+    let acknowledged = acknowledged
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let lost: Vec<&String> = acknowledged.difference(&in_log).collect();
+    assert!(lost.is_empty(), "acknowledged but not in the log: {lost:?}");
     let metrics = || harness::http::get(&server.url("/metrics")).text;
-    wait("every acknowledged event folded", &mut || {
-        metric_sum(&metrics(), "idfold_events_folded_total") >= total
+    wait("every event of the log folded", &mut || {
+        metric_sum(&metrics(), "idfold_events_folded_total") >= in_log.len() as f64
     });
+    assert_eq!(
+        metric_sum(&metrics(), "idfold_events_folded_total"),
+        in_log.len() as f64,
+        "each event folded once"
+    );
     assert!(
         metric_sum(&metrics(), "idfold_kafka_transient_errors_total") > 0.0,
         "the outage is counted"
@@ -737,9 +755,17 @@ fn serve_as_a_static_member_waits_out_a_broker_restart_under_load_and_folds_ever
     assert_eq!(harness::http::get(&server.url("/healthz")).status, 200);
     let (status, log) = server.stop();
     assert!(status.success(), "serve stops cleanly: {status}\n{log}");
-    let warnings = log.lines().filter(|l| l.contains("WARN")).count();
+    // Faults are logged once per interval per source (about five sources),
+    // not once per attempt: no 10-second window has more than a few lines.
+    let mut per_window = std::collections::BTreeMap::<String, usize>::new();
+    for line in log.lines().filter(|l| l.contains(" WARN ")) {
+        // `2026-11-30T05:32:13.286Z ...`: the window is the time to the ten seconds.
+        let window = line.get(..18).unwrap_or_default().to_owned();
+        *per_window.entry(window).or_default() += 1;
+    }
+    let busiest = per_window.values().max().copied().unwrap_or(0);
     assert!(
-        warnings < 60,
-        "faults are logged once per interval, not per attempt ({warnings} lines):\n{log}"
+        busiest <= 12,
+        "{busiest} WARN lines in ten seconds: faults are logged per attempt:\n{log}"
     );
 }

@@ -51,28 +51,42 @@ pub fn summary(verb: &str, total: &BatchReport, with_position: bool) {
 }
 
 /// Says when a follower of the embedded log has caught up: a log line when
-/// a batch first drains the log (again after it fell a whole batch behind),
-/// and `idfold_fold_partition_caught_up{topic="embedded",partition}`.
+/// a batch first drains the log, and again only after it was behind for a
+/// while (steady load alternates full and partial batches), and
+/// `idfold_fold_partition_caught_up{topic="embedded",partition}`.
 #[derive(Debug, Default)]
 pub struct CaughtUpSignal {
-    caught_up: Option<bool>,
+    said: bool,
+    /// Since when batches have come full (more may be waiting).
+    behind_since: Option<Instant>,
 }
+
+/// Behind this long before catching up is worth a line again.
+const BEHIND_WORTH_SAYING: Duration = Duration::from_secs(30);
 
 impl CaughtUpSignal {
     /// A batch of `read` records, of at most `batch_size`, ended at `position`.
     pub fn observe(&mut self, partition: u32, read: usize, batch_size: usize, position: u64) {
-        let caught_up = read < batch_size;
-        if self.caught_up == Some(caught_up) {
+        let gauge = |value: f64| {
+            metrics::gauge!(
+                idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
+                "topic" => "embedded",
+                "partition" => partition.to_string()
+            )
+            .set(value);
+        };
+        if read >= batch_size {
+            self.behind_since.get_or_insert_with(Instant::now);
+            gauge(0.0);
             return;
         }
-        self.caught_up = Some(caught_up);
-        metrics::gauge!(
-            idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
-            "topic" => "embedded",
-            "partition" => partition.to_string()
-        )
-        .set(if caught_up { 1.0 } else { 0.0 });
-        if caught_up {
+        gauge(1.0);
+        let long_behind = self
+            .behind_since
+            .take()
+            .is_some_and(|since| since.elapsed() >= BEHIND_WORTH_SAYING);
+        if !self.said || long_behind {
+            self.said = true;
             tracing::info!(
                 partition,
                 position,

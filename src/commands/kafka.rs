@@ -164,6 +164,8 @@ pub fn follow(
     let producer = if with_producer {
         let (settings, stop, health) = (settings.clone(), stop.clone(), health.clone());
         Some(std::thread::spawn(move || {
+            // However this thread ends, a panic included, the fold stops too.
+            let _stop_the_other = RaiseOnDrop(stop.clone());
             let outcome = supervise(
                 "raw",
                 &health,
@@ -186,8 +188,6 @@ pub fn follow(
                     })
                 },
             );
-            // One stage failing stops the other.
-            stop.store(true, Ordering::SeqCst);
             outcome
         }))
     } else {
@@ -243,6 +243,15 @@ pub fn follow(
         );
     }
     Ok(())
+}
+
+/// Raises its flag when dropped: one stage ending, however, stops the other.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Drops the projection and folds the canonical log again from its start.

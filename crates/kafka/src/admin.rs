@@ -46,7 +46,7 @@ enum Role {
 pub fn ensure_topics(settings: &KafkaSettings) -> Result<Vec<TopicCheck>, KafkaStageError> {
     let admin: AdminClient<QuietContext> = settings
         .client()
-        .create_with_context(QuietContext(&crate::waiting::WRITER))?;
+        .create_with_context(QuietContext(&crate::waiting::ADMIN))?;
     let metadata = admin
         .inner()
         .fetch_metadata(None, REQUEST_TIMEOUT)

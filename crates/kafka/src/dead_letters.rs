@@ -10,7 +10,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::KafkaStageError;
 use crate::settings::KafkaSettings;
-use crate::waiting::{QuietContext, WRITER};
+use crate::waiting::{QuietContext, ADMIN};
 use crate::watermarks::Watermarks;
 
 /// How long the topic gets to deliver what it held when the read began.
@@ -36,7 +36,7 @@ pub fn read_dead_letters(
         .client()
         .set("group.id", "idfold-dlq-reader")
         .set("enable.auto.commit", "false")
-        .create_with_context(QuietContext(&WRITER))?;
+        .create_with_context(QuietContext(&ADMIN))?;
     let end = Watermarks::fetch(&consumer, &settings.bootstrap, std::slice::from_ref(&topic))?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0;

@@ -27,6 +27,12 @@ pub enum KafkaStageError {
          run `idfold rebuild --kafka` to refold what the log holds"
     )]
     PositionOutOfRange { topic: String, detail: String },
+    #[error(
+        "the Kafka client was given up {times} times in a row within seconds ({detail}): \
+         another member of the group has the same instance id; give each instance its own \
+         --instance-id"
+    )]
+    FencedRepeatedly { times: u32, detail: String },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -48,9 +54,9 @@ impl KafkaStageError {
             KafkaStageError::Unreachable { .. } | KafkaStageError::TopicMissing { .. } => true,
             // A fatal client error is mended by a new client.
             KafkaStageError::Client(e) => !is_permanent(e) || is_missing_topic(e) || is_fatal(e),
-            KafkaStageError::TopicSetup { .. } | KafkaStageError::PositionOutOfRange { .. } => {
-                false
-            }
+            KafkaStageError::TopicSetup { .. }
+            | KafkaStageError::PositionOutOfRange { .. }
+            | KafkaStageError::FencedRepeatedly { .. } => false,
             KafkaStageError::Log(e) => e.is_retryable(),
             KafkaStageError::Projector(e) => e.is_retryable(),
             KafkaStageError::Producer(e) => e.is_retryable(),
@@ -92,7 +98,13 @@ fn is_missing_topic(error: &KafkaError) -> bool {
 /// A failure no retry with the same client can mend: the record or the
 /// set-up must change (a fatal client error is mended by a new client).
 pub(crate) fn is_permanent(error: &KafkaError) -> bool {
-    if is_fatal(error) {
+    // The client could not even be configured or created: no retry helps.
+    if is_fatal(error)
+        || matches!(
+            error,
+            KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+        )
+    {
         return true;
     }
     matches!(
@@ -142,5 +154,29 @@ mod tests {
         assert!(!write_failure(&too_large, "t").is_retryable());
         assert!(KafkaStageError::Client(down).is_retryable());
         assert!(!KafkaStageError::Client(too_large).is_retryable());
+    }
+
+    #[test]
+    fn a_fatal_client_is_mended_by_a_new_one_and_a_missing_topic_is_waited_for() {
+        let fenced = KafkaStageError::from(KafkaError::MessageConsumptionFatal(
+            RDKafkaErrorCode::FencedInstanceId,
+        ));
+        assert!(fenced.is_retryable() && fenced.needs_new_client());
+        let fatal_write = KafkaError::MessageProduction(RDKafkaErrorCode::Fatal);
+        assert!(write_failure(&fatal_write, "t").is_retryable());
+
+        let unknown = KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition);
+        let missing = KafkaStageError::from(unknown.clone());
+        assert!(missing.is_retryable() && missing.is_missing_topic());
+        assert!(!missing.needs_new_client());
+        // A write to a topic that is not there is refused: nothing to retry.
+        assert!(!write_failure(&unknown, "t").is_retryable());
+
+        let denied = KafkaStageError::from(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ));
+        assert!(!denied.is_retryable());
+        let unconfigured = KafkaStageError::from(KafkaError::ClientCreation("bad".into()));
+        assert!(!unconfigured.is_retryable());
     }
 }

@@ -264,6 +264,7 @@ impl FoldStage {
         // assigns it partitions: what its predecessor held is not claimed.
         for partition in ownership.held().into_keys() {
             ownership.revoked(partition);
+            caught_up_gauge(&settings.topics.events, partition, 0.0);
         }
         // Each batch's MAU rows and profile changes go to their compacted
         // topics before the batch commits.
@@ -320,14 +321,7 @@ impl FoldStage {
     fn say_caught_up(&mut self, ownership: &Ownership) {
         let topic = &self.settings.topics.events;
         let held = ownership.held();
-        let gauge = |partition: u32, value: f64| {
-            metrics::gauge!(
-                idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
-                "topic" => topic.clone(),
-                "partition" => partition.to_string()
-            )
-            .set(value);
-        };
+        let gauge = |partition: u32, value: f64| caught_up_gauge(topic, partition, value);
         for (&partition, state) in &held {
             let ready = *state == PartitionState::Ready;
             if ready && self.caught_up.insert(partition) {
@@ -485,7 +479,8 @@ impl FoldStage {
             }
             if let Some(announcer) = &mut self.announcer {
                 if let Err(error) = announcer.announce(&context.ownership) {
-                    tracing::warn!(%error, "could not announce this instance's partitions");
+                    crate::waiting::INSTANCES
+                        .transient("could not announce this instance's partitions", &error);
                 }
             }
             if stopping {
@@ -542,6 +537,16 @@ impl FoldStage {
         state.projector.store().flush()?;
         Ok(state.total)
     }
+}
+
+/// `idfold_fold_partition_caught_up{topic,partition}`.
+fn caught_up_gauge(topic: &str, partition: u32, value: f64) {
+    metrics::gauge!(
+        idfold_telemetry::names::FOLD_PARTITION_CAUGHT_UP,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .set(value);
 }
 
 /// Every assigned partition is at the end the snapshot saw (an empty log

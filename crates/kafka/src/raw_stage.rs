@@ -133,7 +133,10 @@ impl RawStage {
                 match publisher.write(&validated) {
                     Ok(()) => break Some(&validated.report),
                     Err(error) if error.is_retryable() => {
-                        tracing::warn!(%error, retry_in = ?backoff, "the broker did not take the batch; writing it again");
+                        self.faults.fault(
+                            "the broker did not take the batch; writing it again",
+                            &error,
+                        );
                         report.write_retries += 1;
                         if stop.load(Ordering::SeqCst) {
                             // Not committed: the next run reads it again.

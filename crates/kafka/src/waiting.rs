@@ -27,6 +27,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A stage that ran this long without a fault starts its backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// New clients given up again this many times in a row, each within
+/// `HEALTHY_RUN`: not a passing fault.
+const MAX_QUICK_REBUILDS: u32 = 5;
 
 /// What each Kafka stage of this process is doing: running, or waiting
 /// out a fault. Readiness reads it.
@@ -71,26 +74,26 @@ impl StageHealth {
 #[derive(Debug)]
 pub(crate) struct WarnEvery {
     stage: &'static str,
-    last: Mutex<Option<Instant>>,
-    since_last: Mutex<u64>,
+    /// When the last line was written, and occurrences since.
+    last: Mutex<(Option<Instant>, u64)>,
 }
 
 impl WarnEvery {
     pub(crate) const fn new(stage: &'static str) -> WarnEvery {
         WarnEvery {
             stage,
-            last: Mutex::new(None),
-            since_last: Mutex::new(0),
+            last: Mutex::new((None, 0)),
         }
     }
 
     pub(crate) fn transient(&self, waiting_for: &str, error: &dyn Display) {
         metrics::counter!(names::KAFKA_TRANSIENT_ERRORS, "stage" => self.stage).increment(1);
-        let (Ok(mut last), Ok(mut count)) = (self.last.lock(), self.since_last.lock()) else {
+        let Ok(mut last) = self.last.lock() else {
             return;
         };
+        let (at, count) = &mut *last;
         *count += 1;
-        if last.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+        if at.is_some_and(|at| at.elapsed() < WARN_EVERY) {
             return;
         }
         tracing::warn!(
@@ -99,7 +102,7 @@ impl WarnEvery {
             occurrences = *count,
             "{waiting_for}"
         );
-        *last = Some(Instant::now());
+        *at = Some(Instant::now());
         *count = 0;
     }
 }
@@ -149,6 +152,8 @@ pub(crate) static FOLD: WarnEvery = WarnEvery::new("fold");
 pub(crate) static RAW: WarnEvery = WarnEvery::new("raw");
 pub(crate) static WRITER: WarnEvery = WarnEvery::new("writer");
 pub(crate) static INSTANCES: WarnEvery = WarnEvery::new("instances");
+/// Admin requests and one-off readers (`topics`, `dlq --kafka`).
+pub(crate) static ADMIN: WarnEvery = WarnEvery::new("admin");
 
 /// librdkafka's own log lines, for a client context: a refused connection
 /// is logged by every broker thread about once a second, so problems go
@@ -220,12 +225,14 @@ pub fn supervise<S, T>(
     let mut backoff = FIRST_BACKOFF;
     let mut built_once = false;
     let mut missing_since: Option<Instant> = None;
+    // New clients that were given up again within a short run: one or two
+    // after a broker restart; many mean another member has this instance id.
+    let mut quick_rebuilds = 0;
     loop {
         let started = Instant::now();
         let outcome = build(!built_once).and_then(|mut s| {
             built_once = true;
             health.running(stage);
-            missing_since = None;
             run(&mut s)
         });
         let error = match outcome {
@@ -235,21 +242,35 @@ pub fn supervise<S, T>(
             }
             Err(error) => error,
         };
+        // Marked before anything else: readiness says so at once.
+        health.waiting(stage, &error);
+        if error.is_missing_topic() {
+            missing_since.get_or_insert(started);
+        } else {
+            missing_since = None;
+        }
+        let ran_long = started.elapsed() >= HEALTHY_RUN;
+        if error.needs_new_client() {
+            quick_rebuilds = if ran_long { 0 } else { quick_rebuilds + 1 };
+        }
+        if quick_rebuilds >= MAX_QUICK_REBUILDS {
+            return Err(KafkaStageError::FencedRepeatedly {
+                times: quick_rebuilds,
+                detail: error.to_string(),
+            });
+        }
         let gives_up = !error.is_retryable()
-            || (patience == Patience::OnceStarted && !built_once)
-            || error.is_missing_topic()
-                && missing_since.get_or_insert(started).elapsed() >= topic_grace;
+            || (patience == Patience::OnceStarted && !built_once && !error.is_missing_topic())
+            || missing_since.is_some_and(|since| since.elapsed() >= topic_grace);
         if gives_up {
-            health.waiting(stage, &error);
             return Err(error);
         }
-        if started.elapsed() >= HEALTHY_RUN {
+        if ran_long {
             backoff = FIRST_BACKOFF;
         }
         if error.needs_new_client() {
             metrics::counter!(names::KAFKA_CLIENT_REBUILDS, "stage" => stage).increment(1);
         }
-        health.waiting(stage, &error);
         warn.transient(
             "waiting for Kafka; the stage is built again when it answers",
             &error,
@@ -399,6 +420,46 @@ mod tests {
             });
         assert!(matches!(outcome, Err(KafkaStageError::TopicMissing { .. })));
         assert!(builds >= 2, "waited for the topic first");
+    }
+
+    #[test]
+    fn a_client_fenced_again_and_again_is_another_member_with_its_instance_id() {
+        let runs = Cell::new(0);
+        let outcome: Result<Option<()>, _> = supervise(
+            "fold",
+            &StageHealth::default(),
+            &AtomicBool::new(false),
+            Patience::Forever,
+            Duration::from_secs(60),
+            |_| Ok(()),
+            |_| {
+                runs.set(runs.get() + 1);
+                Err(KafkaStageError::from(KafkaError::MessageConsumptionFatal(
+                    RDKafkaErrorCode::FencedInstanceId,
+                )))
+            },
+        );
+        assert!(matches!(
+            outcome,
+            Err(KafkaStageError::FencedRepeatedly { times: 5, .. })
+        ));
+        assert_eq!(runs.get(), 5);
+    }
+
+    #[test]
+    fn a_fault_is_warned_once_per_interval_and_counted_every_time() {
+        let mut watch = FaultWatch::new("raw", &RAW);
+        let health = watch.health.clone();
+        watch.fault("waiting", &"down");
+        watch.fault("waiting", &"down");
+        assert!(health.check().is_err());
+        let (at, count) = *RAW.last.lock().expect("lock");
+        assert!(at.is_some(), "the first one is said");
+        assert_eq!(count, 1, "the second is counted for the next line");
+        watch.polled(false);
+        assert!(health.check().is_err(), "quiet for too short a while");
+        watch.polled(true);
+        assert!(health.check().is_ok(), "records flow again");
     }
 
     #[test]

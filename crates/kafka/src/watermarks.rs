@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::error::KafkaStageError;
 
@@ -78,29 +79,48 @@ pub(crate) fn partitions_of<C: ConsumerContext>(
     bootstrap: &str,
     topic: &str,
 ) -> Result<Vec<i32>, KafkaStageError> {
-    // Right after a topic is created the broker may answer "not leader"
-    // for a moment: ask again for a few seconds before giving up.
+    // Right after a topic is created the broker may answer "not leader",
+    // or not know the topic yet: ask again for a few seconds before giving
+    // up (a supervisor waits longer, within the topic grace).
     let give_up = std::time::Instant::now() + METADATA_PATIENCE;
-    let metadata = loop {
-        match consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
-            Ok(metadata) => break metadata,
+    loop {
+        let found = match consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT) {
+            Ok(metadata) => metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| match t.error() {
+                    None if !t.partitions().is_empty() => {
+                        Ok(t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+                    }
+                    None => Err(None),
+                    Some(code) => Err(Some(RDKafkaErrorCode::from(code))),
+                }),
             Err(error) if std::time::Instant::now() < give_up => {
                 tracing::debug!(%error, "asking the broker for metadata again");
                 std::thread::sleep(METADATA_RETRY);
+                continue;
             }
             Err(error) => return Err(unreachable(bootstrap, &error)),
+        };
+        match found {
+            Some(Ok(partitions)) => return Ok(partitions),
+            // Refused for good: say so rather than "does not exist".
+            Some(Err(Some(code)))
+                if matches!(
+                    code,
+                    RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::InvalidTopic
+                ) =>
+            {
+                return Err(KafkaError::MetadataFetch(code).into())
+            }
+            _ if std::time::Instant::now() < give_up => std::thread::sleep(METADATA_RETRY),
+            _ => {
+                return Err(KafkaStageError::TopicMissing {
+                    topic: topic.to_owned(),
+                })
+            }
         }
-    };
-    let found = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty());
-    match found {
-        Some(t) => Ok(t.partitions().iter().map(|p| p.id()).collect()),
-        None => Err(KafkaStageError::TopicMissing {
-            topic: topic.to_owned(),
-        }),
     }
 }
 

@@ -153,14 +153,17 @@ impl KafkaWriter {
         let producer = self.producer();
         let outcome = self.send_and_wait(&producer, records);
         if let Some((code, reason)) = producer.client().fatal_error() {
-            // Nothing of this write was acknowledged: the caller writes it
-            // again, through a new producer.
+            // The next write goes through a new producer. A write that was
+            // acknowledged stands; one that was not is written again by the
+            // caller, never acknowledged in between.
             self.replace_producer(&format!("{code}: {reason}"));
-            return Err(LogError::Unavailable {
-                detail: format!(
-                    "{topic}: the Kafka producer failed for good ({code}); a new one takes over"
-                ),
-            });
+            if outcome.is_err() {
+                return Err(LogError::Unavailable {
+                    detail: format!(
+                        "{topic}: the Kafka producer failed for good ({code}); a new one takes over"
+                    ),
+                });
+            }
         }
         outcome.map_err(|error| write_failure(&error, topic))
     }
@@ -185,7 +188,9 @@ impl KafkaWriter {
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
             }
-            Err(error) => tracing::warn!(%error, "cannot build a new Kafka producer yet"),
+            Err(error) => {
+                crate::waiting::WRITER.transient("cannot build a new Kafka producer yet", &error)
+            }
         }
     }
 
