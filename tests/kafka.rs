@@ -606,6 +606,32 @@ fn serve_and_run_started_right_after_topics_fold_everything_they_are_given() {
         }
     }
 
+    // A body that is not UTF-8 is dead-lettered on Kafka with the workspace
+    // of its key, and `dlq --kafka --json` gives its bytes exactly.
+    let garbled = b"{\"type\":\"track\",\"event\":\"\xff\xfe\"}".to_vec();
+    let refused = harness::http::post(
+        &server.url("/v1/events"),
+        &[(
+            "Authorization",
+            &harness::http::basic(harness::http::write_key("acme")),
+        )],
+        &garbled,
+    );
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let (letters, _) = on_kafka(&Idfold::new(), &serve_topics, "dlq", &["--json"]);
+    let letters: serde_json::Value = serde_json::from_str(&letters).expect("JSON");
+    let kept = letters
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|l| l["headers"]["idfold.workspace"] == "acme" && l.get("raw_base64").is_some())
+        .unwrap_or_else(|| panic!("no dead letter of acme in base64: {letters}"));
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(kept["raw_base64"].as_str().expect("a string"))
+        .expect("base64");
+    assert_eq!(raw, garbled);
+
     // run folds everything, and says when each partition caught up.
     follower.wait("every event folded", |f| {
         f.metric("idfold_events_folded_total") + f.metric("idfold_events_duplicate_total") >= sent

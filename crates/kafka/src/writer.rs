@@ -18,7 +18,8 @@ use crate::settings::KafkaSettings;
 /// The headers of a dead-letter record, in order: why it was rejected and
 /// where it came from. `idfold.source.offset` for records of a topic,
 /// `idfold.source.line` for lines of a file.
-pub const DEAD_LETTER_HEADERS: [&str; 7] = [
+/// `idfold.workspace` names the workspace whose write key sent it.
+pub const DEAD_LETTER_HEADERS: [&str; 8] = [
     "idfold.reason",
     "idfold.field",
     "idfold.message",
@@ -26,6 +27,7 @@ pub const DEAD_LETTER_HEADERS: [&str; 7] = [
     "idfold.source.partition",
     "idfold.source.offset",
     "idfold.truncated",
+    "idfold.workspace",
 ];
 
 /// Counts failed deliveries of the write in progress; the producer calls
@@ -265,7 +267,8 @@ impl DeadLetterSink for KafkaWriter {
 }
 
 fn dead_letter_headers(letter: &DeadLetter) -> OwnedHeaders {
-    let [reason, field, message, source, partition, offset, truncated] = DEAD_LETTER_HEADERS;
+    let [reason, field, message, source, partition, offset, truncated, workspace] =
+        DEAD_LETTER_HEADERS;
     let mut headers = OwnedHeaders::new_with_capacity(DEAD_LETTER_HEADERS.len())
         .insert(header(reason, &letter.reason))
         .insert(header(message, &letter.message))
@@ -287,6 +290,9 @@ fn dead_letter_headers(letter: &DeadLetter) -> OwnedHeaders {
     }
     if letter.truncated {
         headers = headers.insert(header(truncated, "true"));
+    }
+    if let Some(id) = &letter.workspace {
+        headers = headers.insert(header(workspace, id));
     }
     headers
 }
