@@ -268,7 +268,7 @@ fn json_parse_error_answer(written: &[u8]) -> Option<Vec<u8>> {
     let status = std::str::from_utf8(status).ok()?;
     Some(
         format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .into_bytes(),
@@ -284,7 +284,7 @@ fn over_capacity_answer() -> Vec<u8> {
     )
     .to_string();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\ncache-control: no-store\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -520,6 +520,7 @@ mod tests {
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
         assert_eq!(json["code"], "headers_too_large", "{text}");
+        assert!(text.contains("x-content-type-options: nosniff"), "{text}");
         assert!(json["message"].is_string());
         assert!(json_parse_error_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_none());
     }

@@ -117,7 +117,9 @@ pub async fn dashboard(
         };
         return page_headers(response);
     };
-    let page = state.blocking(|| overview(&state, &workspace, &find)).await;
+    let page = state
+        .workspace_read(&workspace, || overview(&state, &workspace, &find))
+        .await;
     let response = match page {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(error) => (

@@ -117,6 +117,16 @@ impl ReadState {
         read: impl FnOnce() -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
         self.authorize(headers, workspace)?;
+        self.workspace_read(workspace, read).await
+    }
+
+    /// A read of a workspace its caller may read (a token or a dashboard
+    /// session checked it), within the workspace's bounds.
+    pub(crate) async fn workspace_read<T>(
+        &self,
+        workspace: &str,
+        read: impl FnOnce() -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
         let gate = {
             let mut gates = self.0.workspace_reads.lock().map_err(|_| ReadError::Busy)?;
             gates
