@@ -76,6 +76,7 @@ fn single(received_at: i64) -> Envelope<'static> {
         received_at,
         batch_sent_at: None,
         batch_context: None,
+        position: 0,
     }
 }
 
@@ -90,14 +91,15 @@ fn check_batch(bytes: &[u8]) {
     let Ok(Value::Object(batch)) = serde_json::from_slice::<Value>(bytes) else {
         return;
     };
-    let envelope = Envelope {
-        workspace_id: "acme",
-        received_at: RECEIVED,
-        batch_sent_at: batch.get("sentAt"),
-        batch_context: batch.get("context").and_then(Value::as_object),
-    };
     if let Some(Value::Array(items)) = batch.get("batch") {
-        for item in items {
+        for (position, item) in items.iter().enumerate() {
+            let envelope = Envelope {
+                workspace_id: "acme",
+                received_at: RECEIVED,
+                batch_sent_at: batch.get("sentAt"),
+                batch_context: batch.get("context").and_then(Value::as_object),
+                position,
+            };
             check(None, item, &envelope);
         }
     }
