@@ -2,9 +2,18 @@
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::LogError;
+use crate::error::{sled_error_is_disk_full, LogError};
+
+/// Free space every write leaves on the data directory's filesystem. sled
+/// refuses every write after one that failed for lack of space, until it is
+/// reopened: writes are refused before that can happen, with room left for
+/// what sled writes on its own (segment headers, snapshots, the flush of
+/// what was already accepted).
+pub const SPACE_RESERVE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An open data directory. Holds an exclusive lock file: one process at a
 /// time, and a second one waits its turn (or gets a clear "in use" error)
@@ -14,6 +23,9 @@ use crate::error::LogError;
 pub struct DataDir {
     db: sled::Db,
     path: PathBuf,
+    /// Set when sled reported a full disk itself: it refuses writes from
+    /// then on, whatever space is freed, until the database is reopened.
+    poisoned: Arc<AtomicBool>,
     _lock: std::sync::Arc<File>,
 }
 
@@ -70,14 +82,61 @@ impl DataDir {
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
         }
+        remove_unfinished_snapshots(&path.join("db")).map_err(io)?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .cache_capacity(256 * 1024 * 1024)
-            .open()?;
+            .open()
+            .map_err(|e| match LogError::from(e) {
+                LogError::DiskFull { detail } => LogError::DiskFull {
+                    detail: format!(
+                        "{detail}; sled writes to {} to open it, and cannot",
+                        path.display()
+                    ),
+                },
+                other => other,
+            })?;
         Ok(DataDir {
             db,
             path: path.to_owned(),
+            poisoned: Arc::default(),
             _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    /// Whether a write of about `bytes` may go ahead: refused while the
+    /// filesystem has less than `SPACE_RESERVE_BYTES` free beyond it, and
+    /// for good once sled itself failed for lack of space (until reopened).
+    pub fn ensure_space(&self, bytes: u64) -> Result<(), LogError> {
+        let free = fs2::available_space(&self.path).map_err(|source| LogError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        let needed = SPACE_RESERVE_BYTES.saturating_add(bytes);
+        if free < needed {
+            return Err(LogError::DiskFull {
+                detail: format!(
+                    "{free} bytes free under {}, {needed} needed",
+                    self.path.display()
+                ),
+            });
+        }
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(LogError::NeedsReopen {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Converts a sled write's error, remembering a full disk: sled has
+    /// then stopped taking writes until it is reopened.
+    pub fn written<T>(&self, result: Result<T, sled::Error>) -> Result<T, LogError> {
+        result.map_err(|error| {
+            if sled_error_is_disk_full(&error) {
+                self.poisoned.store(true, Ordering::SeqCst);
+            }
+            LogError::from(error)
         })
     }
 
@@ -96,7 +155,7 @@ impl DataDir {
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), LogError> {
-        self.db.flush()?;
+        self.written(self.db.flush())?;
         Ok(())
     }
 
@@ -130,4 +189,28 @@ impl DataDir {
     pub fn size_on_disk(&self) -> Result<u64, LogError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// sled 0.34 writes a snapshot as `snap.N.generating` and renames it when
+/// complete; one left by a write that failed (a full disk) is taken for the
+/// newest snapshot at the next open, which then fails as corrupt for ever.
+/// An unfinished one never holds anything the log does not: remove it.
+fn remove_unfinished_snapshots(db: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(db) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
