@@ -21,7 +21,7 @@ use idfold_projector::{BatchReport, Projector, StateStore};
 use idfold_read_api::{ClusterView, ErasureLog, ReadState, SegmentStore};
 use rand::Rng;
 
-use super::fold::{options, summary, EMBEDDED_LOG};
+use super::fold::{options, summary, DiskWait, EMBEDDED_LOG};
 use crate::{DataArgs, FoldArgs, KafkaArgs, Stages};
 
 /// The workspace the generated development key writes to.
@@ -128,13 +128,13 @@ fn access(args: &ServeArgs, file: Option<&IdfoldConfig>) -> anyhow::Result<Acces
     })
 }
 
-struct AlwaysReady;
+/// The embedded log is this process's own directory: if the writer thread
+/// runs, it is there, and it takes writes while its filesystem has room.
+struct EmbeddedReadiness(idfold_log::DataDir);
 
-impl Readiness for AlwaysReady {
-    /// The embedded log is this process's own directory: if the writer
-    /// thread runs, it is there.
+impl Readiness for EmbeddedReadiness {
     fn check(&self) -> Result<(), String> {
-        Ok(())
+        self.0.ensure_space(0).map_err(|e| e.to_string())
     }
 }
 
@@ -165,7 +165,7 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
-    let dir = data.open()?;
+    let dir = open_waiting_for_space(data)?;
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
     };
@@ -196,7 +196,7 @@ pub fn run(
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
-                Box::new(AlwaysReady),
+                Box::new(EmbeddedReadiness(dir.clone())),
                 limits,
                 super::system_clock,
             );
@@ -394,31 +394,75 @@ async fn wait_for_flag(flag: Arc<AtomicBool>) {
     }
 }
 
+/// Opens the data directory; sled writes to open one, so on a full
+/// filesystem it waits for space (saying so) rather than exiting.
+fn open_waiting_for_space(data: &DataArgs) -> anyhow::Result<idfold_log::DataDir> {
+    let mut disk = DiskWait::default();
+    loop {
+        match data.open() {
+            Ok(dir) => {
+                disk.resumed("opening the data directory");
+                return Ok(dir);
+            }
+            Err(error)
+                if error
+                    .downcast_ref::<idfold_log::LogError>()
+                    .is_some_and(idfold_log::LogError::is_disk_full) =>
+            {
+                disk.wait("open", "opening the data directory", &error, None)
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Folds the embedded log as the server appends to it; on stop, folds what
-/// is left and flushes, so a clean stop leaves nothing unfolded.
+/// is left and flushes, so a clean stop leaves nothing unfolded. A full
+/// disk is waited out (the server keeps answering, writes get 503); any
+/// other failure stops the server.
 fn fold_embedded(
     log: &EmbeddedLog,
     mut projector: Projector,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut total = BatchReport::default();
+    let mut disk = DiskWait::default();
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
-            let batch = projector.fold_batch(log, 0)?;
+            let folded = projector.fold_batch(log, 0).and_then(|batch| {
+                if batch.read == 0 {
+                    projector.store().flush()?;
+                }
+                Ok(batch)
+            });
+            let batch = match folded {
+                Ok(batch) => batch,
+                // What is not folded stays in the log, folded at the next start.
+                Err(error) if error.is_disk_full() && stopping => return Ok(()),
+                Err(error) if error.is_disk_full() => {
+                    disk.wait("fold", "the fold", &error, Some(stop));
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            disk.resumed("the fold");
             total.add(&batch);
             if batch.read == 0 {
                 if stopping {
                     return Ok(());
                 }
-                projector.store().flush()?;
                 std::thread::sleep(FOLD_IDLE);
             }
         }
     })();
     // Whatever happened, a failed fold stops the server too.
     stop.store(true, Ordering::SeqCst);
-    projector.store().flush()?;
+    match projector.store().flush() {
+        // Nothing acknowledged hangs on it: the log holds every event.
+        Err(error) if error.is_disk_full() => tracing::warn!("the fold's last state is not flushed: {error}; it is refolded from the log at the next start"),
+        flushed => flushed?,
+    }
     summary("stopped after folding", &total, true);
     outcome
 }

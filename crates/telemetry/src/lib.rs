@@ -63,12 +63,20 @@ pub mod names {
     pub const FOLD_RESIDENT_EVENTS: &str = "idfold_fold_resident_events";
     /// Workspaces loaded from the store into memory.
     pub const FOLD_WORKSPACE_LOADS: &str = "idfold_fold_workspace_loads_total";
+    /// Waits for free space on the data directory's filesystem (one per
+    /// retry). Labels: `stage` (`fold`, `open`).
+    pub const DISK_FULL_WAITS: &str = "idfold_disk_full_waits_total";
 }
 
 /// Registers the descriptions with whichever recorder is installed.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     use names::*;
+    describe_counter!(
+        DISK_FULL_WAITS,
+        Unit::Count,
+        "Retries while the data directory's filesystem was full, by stage."
+    );
     describe_counter!(
         EVENTS_RECEIVED,
         Unit::Count,
