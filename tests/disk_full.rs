@@ -1,0 +1,225 @@
+//! A full disk under `idfold serve` (embedded log): writes are answered 503
+//! with Retry-After while there is no room, the process keeps answering
+//! reads and `/healthz`, `/readyz` says why it is not ready, the fold waits,
+//! and everything resumes by itself once space is freed. Nothing answered
+//! 2xx is lost. Runs on a small tmpfs, so it needs root (CI runs as root).
+
+mod harness;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use harness::http::{agent, basic, get, request, Server};
+use harness::{export_records, fixture, wait_for, Idfold};
+use serde_json::json;
+
+const ACME_KEY: &str = "wk_acme_test_0123456789";
+const ACME_TOKEN: &str = "rt_acme_test_0123456789";
+
+/// A size-limited tmpfs mounted over a directory, unmounted on drop.
+struct SmallFilesystem {
+    at: PathBuf,
+}
+
+impl SmallFilesystem {
+    fn mount_over(at: &Path, size: &str) -> SmallFilesystem {
+        let uid = Command::new("id").arg("-u").output().expect("id runs");
+        assert!(
+            String::from_utf8_lossy(&uid.stdout).trim() == "0",
+            "tests/disk_full.rs mounts a small tmpfs to fill it, which needs root \
+             (CI runs as root): run it as root, e.g. `sudo -E cargo test --test disk_full`"
+        );
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount runs");
+        assert!(
+            mounted.status.success(),
+            "cannot mount a tmpfs over {}: {}",
+            at.display(),
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        SmallFilesystem { at: at.to_owned() }
+    }
+
+    /// Writes a filler file until the filesystem refuses more; with
+    /// `leave`, then gives that many bytes back.
+    fn fill(&self, leave: u64) {
+        let path = self.filler();
+        let mut file = std::fs::File::create(&path).expect("filler created");
+        for chunk in [64 * 1024, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            while file.write_all(&bytes).is_ok() {}
+        }
+        let full = file.metadata().expect("filler metadata").len();
+        file.set_len(full.saturating_sub(leave))
+            .expect("filler shortened");
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).expect("filler removed");
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.at.join("filler")
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        // Lazy: a process still holding a file there cannot keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+fn track(user: &str) -> Vec<u8> {
+    json!({
+        "type": "track", "userId": user, "event": "Clicked", "messageId": format!("m-{user}"),
+        "timestamp": "2026-10-05T12:00:00Z",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn send(server: &Server, user: &str) -> harness::http::Reply {
+    request(
+        &agent(),
+        "POST",
+        &server.url("/v1/track"),
+        &[("Authorization", &basic(ACME_KEY))],
+        &track(user),
+    )
+}
+
+fn profile_status(server: &Server, user: &str) -> u16 {
+    let bearer = format!("Bearer {ACME_TOKEN}");
+    request(
+        &agent(),
+        "GET",
+        &server.url(&format!("/v1/workspaces/acme/profiles/user:{user}")),
+        &[("Authorization", &bearer)],
+        b"",
+    )
+    .status
+}
+
+/// The sum of a counter's samples in `/metrics` whose labels contain `label`.
+fn counter(server: &Server, name: &str, label: &str) -> f64 {
+    get(&server.url("/metrics"))
+        .text
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn start(idfold: &Idfold) -> Server {
+    let config = fixture("serve.toml");
+    Server::start(
+        idfold,
+        &["--config", config.to_str().expect("UTF-8 path")],
+        &[],
+    )
+}
+
+/// Every user of the acme workspace in `idfold export`.
+fn exported_users(idfold: &Idfold) -> Vec<String> {
+    export_records(&idfold.export())
+        .into_iter()
+        .filter(|(record, workspace, _)| record == "profile" && workspace == "acme")
+        .filter_map(|(_, _, value)| Some(value["user_id"].as_str()?.to_owned()))
+        .collect()
+}
+
+/// What a full disk looks like from outside while the server runs.
+fn assert_refuses_writes_and_answers_reads(server: &Server, user: &str, read_user: &str) {
+    let log = || server.log();
+    let refused = send(server, user);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (503, "log_unavailable"),
+        "{refused:?}\n{}",
+        log()
+    );
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    assert_eq!(get(&server.url("/healthz")).status, 200, "{}", log());
+    assert_eq!(profile_status(server, read_user), 200, "{}", log());
+    let ready = get(&server.url("/readyz"));
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(
+        ready.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("filesystem is full")),
+        "{ready:?}"
+    );
+}
+
+#[test]
+fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
+    let idfold = Idfold::new();
+    let disk = SmallFilesystem::mount_over(idfold.data(), "16m");
+    let mut acknowledged = Vec::new();
+
+    let server = start(&idfold);
+    for i in 0..10 {
+        let user = format!("before-{i}");
+        let reply = send(&server, &user);
+        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+        acknowledged.push(user);
+    }
+    wait_for("the first events folded", || {
+        profile_status(&server, "before-9") == 200
+    });
+
+    disk.fill(0);
+    assert_refuses_writes_and_answers_reads(&server, "during-0", "before-0");
+    // The fold waits, says so, and counts its tries, without stopping.
+    wait_for("the fold's waits counted", || {
+        counter(&server, "idfold_disk_full_waits_total", "stage=\"fold\"") >= 2.0
+    });
+    assert!(
+        server.log().contains("the fold waits for free space"),
+        "{}",
+        server.log()
+    );
+    assert_refuses_writes_and_answers_reads(&server, "during-1", "before-1");
+
+    disk.free();
+    wait_for("ready again once space is freed", || {
+        get(&server.url("/readyz")).status == 200
+    });
+    // The refused events, retried as a client does, and new ones.
+    for user in ["during-0", "during-1", "after-0"] {
+        let reply = send(&server, user);
+        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+        acknowledged.push(user.to_owned());
+    }
+    wait_for("the events after the wait folded", || {
+        profile_status(&server, "after-0") == 200
+    });
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    assert!(log.contains("the fold resumes"), "{log}");
+
+    // A restart with a little room left (sled opens, writes do not fit):
+    // it waits, not ready, instead of exiting.
+    disk.fill(1024 * 1024);
+    let server = start(&idfold);
+    assert_refuses_writes_and_answers_reads(&server, "restart-0", "after-0");
+    disk.free();
+    wait_for("ready after the restart once space is freed", || {
+        get(&server.url("/readyz")).status == 200
+    });
+    let reply = send(&server, "restart-0");
+    assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+    acknowledged.push("restart-0".to_owned());
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+
+    let mut exported = exported_users(&idfold);
+    exported.sort();
+    acknowledged.sort();
+    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+}
