@@ -241,6 +241,38 @@ mod tests {
     }
 
     #[test]
+    fn once_sled_failed_for_lack_of_space_writes_wait_for_a_reopen() -> Result<(), LogError> {
+        let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
+            path: "tmp".into(),
+            source: e,
+        })?;
+        {
+            let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+            let log = EmbeddedLog::open(&dir)?;
+            log.append_entries(&[entry(b"a")])?;
+            // What sled answers (and keeps answering) after its ENOSPC.
+            let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+            let failed = dir.written::<()>(Err(full));
+            assert!(matches!(failed, Err(LogError::DiskFull { .. })));
+            // Space is back (the temporary directory has room), sled is not.
+            let refused = log.append_entries(&[entry(b"b")]);
+            assert!(
+                matches!(refused, Err(LogError::NeedsReopen { .. })),
+                "{refused:?}"
+            );
+            assert!(refused.is_err_and(|e| e.is_retryable() && !e.is_disk_full()));
+        }
+        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+        let log = EmbeddedLog::open(&dir)?;
+        assert_eq!(
+            log.append_entries(&[entry(b"b")])?,
+            1,
+            "reopened, it writes"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn a_second_opener_is_told_the_directory_is_in_use() -> Result<(), LogError> {
         let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
             path: "tmp".into(),
