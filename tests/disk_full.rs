@@ -6,12 +6,14 @@
 
 mod harness;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use harness::http::{agent, basic, get, request, Server};
-use harness::{export_records, fixture, wait_for, Idfold};
+use harness::{export_records, fixture, Idfold, BIN};
 use serde_json::json;
 
 const ACME_KEY: &str = "wk_acme_test_0123456789";
@@ -74,6 +76,102 @@ impl Drop for SmallFilesystem {
     }
 }
 
+/// Polls `done` until it holds, failing after a minute with `log()` (the
+/// stderr of the processes the test started).
+fn wait_for(what: &str, log: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; stderr:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An idfold process the test reads the stderr of, killed on drop.
+struct Running {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(idfold: &Idfold, args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--data")
+            .arg(idfold.data())
+            .env_remove("IDFOLD_DATA")
+            .env_remove("IDFOLD_KAFKA")
+            .env_remove("IDFOLD_WRITE_KEYS")
+            .env_remove("IDFOLD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("idfold starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Running {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn wait_for_line(&self, what: &str, needle: &str) {
+        wait_for(what, || self.log(), || self.log().contains(needle));
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waitable") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("idfold did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.log())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn track(user: &str) -> Vec<u8> {
     json!({
         "type": "track", "userId": user, "event": "Clicked", "messageId": format!("m-{user}"),
@@ -84,10 +182,14 @@ fn track(user: &str) -> Vec<u8> {
 }
 
 fn send(server: &Server, user: &str) -> harness::http::Reply {
+    send_to(&server.base, user)
+}
+
+fn send_to(base: &str, user: &str) -> harness::http::Reply {
     request(
         &agent(),
         "POST",
-        &server.url("/v1/track"),
+        &format!("{base}/v1/track"),
         &[("Authorization", &basic(ACME_KEY))],
         &track(user),
     )
@@ -169,16 +271,20 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
         assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
         acknowledged.push(user);
     }
-    wait_for("the first events folded", || {
-        profile_status(&server, "before-9") == 200
-    });
+    wait_for(
+        "the first events folded",
+        || server.log(),
+        || profile_status(&server, "before-9") == 200,
+    );
 
     disk.fill(0);
     assert_refuses_writes_and_answers_reads(&server, "during-0", "before-0");
     // The fold waits, says so, and counts its tries, without stopping.
-    wait_for("the fold's waits counted", || {
-        counter(&server, "idfold_disk_full_waits_total", "stage=\"fold\"") >= 2.0
-    });
+    wait_for(
+        "the fold's waits counted",
+        || server.log(),
+        || counter(&server, "idfold_disk_full_waits_total", "stage=\"fold\"") >= 2.0,
+    );
     assert!(
         server.log().contains("the fold waits for free space"),
         "{}",
@@ -187,18 +293,22 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
     assert_refuses_writes_and_answers_reads(&server, "during-1", "before-1");
 
     disk.free();
-    wait_for("ready again once space is freed", || {
-        get(&server.url("/readyz")).status == 200
-    });
+    wait_for(
+        "ready again once space is freed",
+        || server.log(),
+        || get(&server.url("/readyz")).status == 200,
+    );
     // The refused events, retried as a client does, and new ones.
     for user in ["during-0", "during-1", "after-0"] {
         let reply = send(&server, user);
         assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
         acknowledged.push(user.to_owned());
     }
-    wait_for("the events after the wait folded", || {
-        profile_status(&server, "after-0") == 200
-    });
+    wait_for(
+        "the events after the wait folded",
+        || server.log(),
+        || profile_status(&server, "after-0") == 200,
+    );
     let (status, log) = server.stop();
     assert!(status.success(), "serve did not exit 0: {status}\n{log}");
     assert!(log.contains("the fold resumes"), "{log}");
@@ -209,14 +319,92 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
     let server = start(&idfold);
     assert_refuses_writes_and_answers_reads(&server, "restart-0", "after-0");
     disk.free();
-    wait_for("ready after the restart once space is freed", || {
-        get(&server.url("/readyz")).status == 200
-    });
+    wait_for(
+        "ready after the restart once space is freed",
+        || server.log(),
+        || get(&server.url("/readyz")).status == 200,
+    );
     let reply = send(&server, "restart-0");
     assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
     acknowledged.push("restart-0".to_owned());
     let (status, log) = server.stop();
     assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+
+    let mut exported = exported_users(&idfold);
+    exported.sort();
+    acknowledged.sort();
+    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+}
+
+#[test]
+fn serve_started_on_a_full_disk_waits_to_open_it_and_run_waits_to_fold() {
+    let idfold = Idfold::new();
+    let disk = SmallFilesystem::mount_over(idfold.data(), "16m");
+    let config = fixture("serve.toml");
+    let config = config.to_str().expect("UTF-8 path");
+    let mut acknowledged = Vec::new();
+
+    let server = start(&idfold);
+    for user in ["first-0", "first-1"] {
+        let reply = send(&server, user);
+        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+        acknowledged.push(user.to_owned());
+    }
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+
+    // No room at all: sled cannot even open the directory (it writes to
+    // open it). serve says so and waits, rather than exiting.
+    disk.fill(0);
+    let mut serve = Running::spawn(
+        &idfold,
+        &["serve", "--listen", "127.0.0.1:0", "--config", config],
+    );
+    serve.wait_for_line(
+        "serve saying it waits for space to open",
+        "opening the data directory waits for free space",
+    );
+    assert!(
+        serve.log().contains("filesystem is full"),
+        "{}",
+        serve.log()
+    );
+    assert!(serve.is_running(), "{}", serve.log());
+    disk.free();
+    serve.wait_for_line("serve listening once space is freed", "listening on ");
+    let log = serve.log();
+    let base = log
+        .lines()
+        .find_map(|l| l.split_once("listening on ")?.1.split(['"', ' ']).next())
+        .expect("an address")
+        .trim()
+        .to_owned();
+    let reply = send_to(&base, "second-0");
+    assert_eq!(reply.status, 200, "{reply:?}\n{}", serve.log());
+    acknowledged.push("second-0".to_owned());
+    let (status, log) = serve.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+
+    // Events in the log, not yet folded; a following `run` on a full
+    // disk waits, then folds them once there is room.
+    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
+    for user in ["third-0", "third-1"] {
+        let event = json!({
+            "type": "track", "message_id": format!("m-{user}"), "workspace_id": "acme",
+            "timestamp": "2026-10-05T12:00:00Z", "user_id": user, "event": "Clicked",
+        });
+        writeln!(lines, "{event}").expect("written");
+        acknowledged.push(user.to_owned());
+    }
+    idfold.ingest(lines.path());
+    disk.fill(1024 * 1024);
+    let run = Running::spawn(&idfold, &["run"]);
+    run.wait_for_line("run saying it waits", "the fold waits for free space");
+    disk.free();
+    run.wait_for_line("run resuming", "the fold resumes");
+    run.wait_for_line("run folding", "folded a batch");
+    let (status, log) = run.stop();
+    assert!(status.success(), "run did not exit 0: {status}\n{log}");
 
     let mut exported = exported_users(&idfold);
     exported.sort();

@@ -50,10 +50,7 @@ impl DiskWait {
             .last_warn
             .is_none_or(|at| now.duration_since(at) >= DISK_WARN_EVERY)
         {
-            tracing::warn!(
-                tries = self.tries,
-                "{what} waits for free space on the data directory's filesystem: {error}"
-            );
+            tracing::warn!(tries = self.tries, "{what} waits for free space: {error}");
             self.last_warn = Some(now);
         }
         self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), DISK_RETRY_MAX);
