@@ -411,3 +411,32 @@ fn serve_started_on_a_full_disk_waits_to_open_it_and_run_waits_to_fold() {
     acknowledged.sort();
     assert_eq!(exported, acknowledged, "every acknowledged event is folded");
 }
+
+#[test]
+fn the_disk_reserve_is_a_setting() {
+    // More than any disk has free: every write is refused, reads are not.
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(
+        &idfold,
+        &["--config", config.to_str().expect("UTF-8 path")],
+        &[("IDFOLD_DISK_RESERVE_MB", "1000000000")],
+    );
+    let refused = send(&server, "u-0");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (503, "log_unavailable"),
+        "{refused:?}\n{}",
+        server.log()
+    );
+    let ready = get(&server.url("/readyz"));
+    assert!(
+        ready.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1048576000000000 needed")),
+        "{ready:?}"
+    );
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+}

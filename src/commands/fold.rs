@@ -131,7 +131,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         // Hold the directory while there is work, at most MAX_HOLD at a time.
         // A long `ingest` may hold it for a while: a follower waits it out.
         let dir = match DataDir::open(&data.data, Duration::from_secs(data.lock_wait)) {
-            Ok(dir) => dir,
+            Ok(dir) => dir.with_space_reserve(data.space_reserve()),
             Err(LogError::Locked { .. }) => {
                 tracing::info!("the data directory is busy; waiting");
                 runtime.block_on(async { tokio::time::sleep(IDLE_POLL).await });

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{sled_error_is_disk_full, LogError};
 
-/// Free space every write leaves on the data directory's filesystem. sled
+/// Free space every write leaves on the data directory's filesystem, unless
+/// `with_space_reserve` says otherwise (`--disk-reserve-mb`). sled
 /// refuses every write after one that failed for lack of space, until it is
 /// reopened: writes are refused before that can happen, with room left for
 /// what sled writes on its own (segment headers, snapshots, the flush of
@@ -26,6 +27,7 @@ pub struct DataDir {
     /// Set when sled reported a full disk itself: it refuses writes from
     /// then on, whatever space is freed, until the database is reopened.
     poisoned: Arc<AtomicBool>,
+    space_reserve: u64,
     _lock: std::sync::Arc<File>,
 }
 
@@ -100,19 +102,27 @@ impl DataDir {
             db,
             path: path.to_owned(),
             poisoned: Arc::default(),
+            space_reserve: SPACE_RESERVE_BYTES,
             _lock: std::sync::Arc::new(lock),
         })
     }
 
+    /// The free space writes leave (0: none, the filesystem's own ENOSPC
+    /// then stops sled's writes until it is reopened).
+    pub fn with_space_reserve(mut self, bytes: u64) -> DataDir {
+        self.space_reserve = bytes;
+        self
+    }
+
     /// Whether a write of about `bytes` may go ahead: refused while the
-    /// filesystem has less than `SPACE_RESERVE_BYTES` free beyond it, and
+    /// filesystem has less than the reserve free beyond it, and
     /// for good once sled itself failed for lack of space (until reopened).
     pub fn ensure_space(&self, bytes: u64) -> Result<(), LogError> {
         let free = fs2::available_space(&self.path).map_err(|source| LogError::Open {
             path: self.path.clone(),
             source,
         })?;
-        let needed = SPACE_RESERVE_BYTES.saturating_add(bytes);
+        let needed = self.space_reserve.saturating_add(bytes);
         if free < needed {
             return Err(LogError::DiskFull {
                 detail: format!(
