@@ -27,6 +27,7 @@ pub struct DataDir {
     /// Set when sled reported a full disk itself: it refuses writes from
     /// then on, whatever space is freed, until the database is reopened.
     poisoned: Arc<AtomicBool>,
+    _keeper: Arc<Keeper>,
     space_reserve: u64,
     _lock: std::sync::Arc<File>,
 }
@@ -85,6 +86,7 @@ impl DataDir {
             }
         }
         remove_unfinished_snapshots(&path.join("db")).map_err(io)?;
+        let poisoned = Arc::new(AtomicBool::new(false));
         let db = sled::Config::new()
             .path(path.join("db"))
             .cache_capacity(256 * 1024 * 1024)
@@ -99,9 +101,13 @@ impl DataDir {
                 other => other,
             })?;
         Ok(DataDir {
-            db,
+            db: db.clone(),
             path: path.to_owned(),
-            poisoned: Arc::default(),
+            _keeper: Arc::new(Keeper {
+                db: Some(db),
+                poisoned: poisoned.clone(),
+            }),
+            poisoned,
             space_reserve: SPACE_RESERVE_BYTES,
             _lock: std::sync::Arc::new(lock),
         })
@@ -122,7 +128,13 @@ impl DataDir {
             path: self.path.clone(),
             source,
         })?;
-        let needed = self.space_reserve.saturating_add(bytes);
+        let poisoned = self.poisoned.load(Ordering::SeqCst);
+        let mut needed = self.space_reserve.saturating_add(bytes);
+        if poisoned {
+            // The way out is a restart, and opening takes room: until there
+            // is some, this is still a wait for space.
+            needed = needed.max(SPACE_RESERVE_BYTES);
+        }
         if free < needed {
             return Err(LogError::DiskFull {
                 detail: format!(
@@ -131,12 +143,19 @@ impl DataDir {
                 ),
             });
         }
-        if self.poisoned.load(Ordering::SeqCst) {
+        if poisoned {
             return Err(LogError::NeedsReopen {
                 path: self.path.clone(),
             });
         }
         Ok(())
+    }
+
+    /// Whether sled failed a write for lack of space: it takes no more
+    /// writes from this process, which must be restarted to write again
+    /// (the database is not let go: see `Keeper`).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
     }
 
     /// Converts a sled write's error, remembering a full disk: sled has
@@ -165,6 +184,13 @@ impl DataDir {
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), LogError> {
+        // A flush of a database sled failed to write can wait for ever for
+        // a write that will not come: not tried.
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(LogError::NeedsReopen {
+                path: self.path.clone(),
+            });
+        }
         self.written(self.db.flush())?;
         Ok(())
     }
@@ -198,6 +224,25 @@ impl DataDir {
 
     pub fn size_on_disk(&self) -> Result<u64, LogError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Holds one handle on the database for as long as a `DataDir` lives, and
+/// never lets it go if sled failed a write: the last handle's drop flushes,
+/// and sled 0.34's flush after a failed write can wait for ever, which
+/// would hang the process on its way out. Nothing is lost by not flushing
+/// then: what was acknowledged was flushed before it was.
+#[derive(Debug)]
+struct Keeper {
+    db: Option<sled::Db>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if self.poisoned.load(Ordering::SeqCst) {
+            std::mem::forget(self.db.take());
+        }
     }
 }
 

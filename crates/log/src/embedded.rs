@@ -241,34 +241,29 @@ mod tests {
     }
 
     #[test]
-    fn once_sled_failed_for_lack_of_space_writes_wait_for_a_reopen() -> Result<(), LogError> {
+    fn once_sled_failed_for_lack_of_space_writes_wait_for_a_restart() -> Result<(), LogError> {
         let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
             path: "tmp".into(),
             source: e,
         })?;
-        {
-            let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
-            let log = EmbeddedLog::open(&dir)?;
-            log.append_entries(&[entry(b"a")])?;
-            // What sled answers (and keeps answering) after its ENOSPC.
-            let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
-            let failed = dir.written::<()>(Err(full));
-            assert!(matches!(failed, Err(LogError::DiskFull { .. })));
-            // Space is back (the temporary directory has room), sled is not.
-            let refused = log.append_entries(&[entry(b"b")]);
-            assert!(
-                matches!(refused, Err(LogError::NeedsReopen { .. })),
-                "{refused:?}"
-            );
-            assert!(refused.is_err_and(|e| e.is_retryable() && !e.is_disk_full()));
-        }
         let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
         let log = EmbeddedLog::open(&dir)?;
-        assert_eq!(
-            log.append_entries(&[entry(b"b")])?,
-            1,
-            "reopened, it writes"
+        log.append_entries(&[entry(b"a")])?;
+        // What sled answers (and keeps answering) after its ENOSPC.
+        let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        let failed = dir.written::<()>(Err(full));
+        assert!(matches!(failed, Err(LogError::DiskFull { .. })));
+        assert!(dir.is_poisoned());
+        // Space is back (the temporary directory has room), sled is not:
+        // neither a write nor a flush reaches it.
+        let refused = log.append_entries(&[entry(b"b")]);
+        assert!(
+            matches!(refused, Err(LogError::NeedsReopen { .. })),
+            "{refused:?}"
         );
+        assert!(refused.is_err_and(|e| e.is_retryable() && !e.is_disk_full()));
+        assert!(matches!(dir.flush(), Err(LogError::NeedsReopen { .. })));
+        assert_eq!(log.read_from(0, 0, 10)?.len(), 1, "reads still answer");
         Ok(())
     }
 

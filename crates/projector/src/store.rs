@@ -242,10 +242,10 @@ impl StateStore {
         mut record: ErasureRecord,
     ) -> Result<(), ProjectorError> {
         record.log_purged = true;
-        self.tree.insert(
+        self.dir.written(self.tree.insert(
             key(ERASURE, workspace_id, record.erasure_id.as_bytes()),
             encode_erasure(&record)?,
-        )?;
+        ))?;
         Ok(())
     }
 
