@@ -141,12 +141,14 @@ impl Running {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// SIGTERM, then the exit status.
+    /// SIGTERM (unless it has exited), then the exit status.
     fn stop(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let mut child = self.child.take().expect("started");
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = child.try_wait().expect("waitable") {
@@ -439,4 +441,76 @@ fn the_disk_reserve_is_a_setting() {
     assert_eq!(get(&server.url("/healthz")).status, 200);
     let (status, log) = server.stop();
     assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+}
+
+/// With no reserve, sled itself runs into the full disk and then refuses
+/// every write until it is reopened, space or not. serve waits while the
+/// disk is full, then stops with a message saying to restart it; the
+/// restart folds everything that was acknowledged.
+#[test]
+fn when_sled_itself_hits_the_full_disk_serve_stops_for_a_restart_and_loses_nothing() {
+    let idfold = Idfold::new();
+    let disk = SmallFilesystem::mount_over(idfold.data(), "16m");
+    let config = fixture("serve.toml");
+    let config = config.to_str().expect("UTF-8 path");
+
+    // Acknowledged, in the log, not yet folded.
+    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
+    let mut acknowledged = Vec::new();
+    for i in 0..3000 {
+        let user = format!("u-{i}");
+        let event = json!({
+            "type": "track", "message_id": format!("m-{user}"), "workspace_id": "acme",
+            "timestamp": "2026-10-05T12:00:00Z", "user_id": user, "event": "Clicked",
+            "properties": {"note": "x".repeat(200)},
+        });
+        writeln!(lines, "{event}").expect("written");
+        acknowledged.push(user);
+    }
+    idfold.ingest(lines.path());
+    // Room for sled to open, not for the fold's state.
+    disk.fill(768 * 1024);
+    let serve = Running::spawn(
+        &idfold,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config,
+            "--disk-reserve-mb",
+            "0",
+        ],
+    );
+    serve.wait_for_line(
+        "the fold running into the full disk",
+        "the fold waits for free space",
+    );
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut serve = serve;
+    while serve.is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, log) = serve.stop();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(log.contains("restart idfold"), "{log}");
+
+    let server = start(&idfold);
+    wait_for(
+        "the restarted serve to fold the rest",
+        || server.log(),
+        || profile_status(&server, "u-2999") == 200,
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    let mut exported = exported_users(&idfold);
+    exported.sort();
+    acknowledged.sort();
+    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
 }

@@ -155,8 +155,8 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
             for partition in log.partitions() {
                 let batch = match projector.fold_batch(&log, partition) {
                     Ok(batch) => batch,
-                    // Waited for with the directory let go: reopening it
-                    // is also what makes sled write again after it failed.
+                    // Waited for with the directory let go, for the other
+                    // commands to use meanwhile.
                     Err(error) if error.is_disk_full() => {
                         full = Some(error);
                         break 'hold;
@@ -175,6 +175,25 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
                     );
                 }
             }
+        }
+        if dir.is_poisoned() {
+            // sled takes no more writes from this process: wait for room
+            // (a restart needs some to open), then stop for a restart.
+            while !stop.load(Ordering::SeqCst) {
+                match dir.ensure_space(0) {
+                    Err(error) if error.is_disk_full() => {
+                        disk.wait("fold", "the fold", &error, Some(&stop))
+                    }
+                    Err(error) => return Err(error.into()),
+                    Ok(()) => {
+                        return Err(LogError::NeedsReopen {
+                            path: data.data.clone(),
+                        }
+                        .into())
+                    }
+                }
+            }
+            break;
         }
         match projector.store().flush() {
             Err(error) if error.is_disk_full() => full = Some(error),

@@ -458,10 +458,12 @@ fn fold_embedded(
     })();
     // Whatever happened, a failed fold stops the server too.
     stop.store(true, Ordering::SeqCst);
-    match projector.store().flush() {
+    if let Err(error) = projector.store().flush() {
         // Nothing acknowledged hangs on it: the log holds every event.
-        Err(error) if error.is_disk_full() => tracing::warn!("the fold's last state is not flushed: {error}; it is refolded from the log at the next start"),
-        flushed => flushed?,
+        tracing::warn!("the fold's last state is not flushed: {error}; it is refolded from the log at the next start");
+        if outcome.is_ok() && !error.is_disk_full() {
+            return Err(error.into());
+        }
     }
     summary("stopped after folding", &total, true);
     outcome
