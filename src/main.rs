@@ -56,15 +56,23 @@ pub struct DataArgs {
     /// Seconds to wait while another idfold process holds the directory.
     #[arg(long, env = "IDFOLD_LOCK_WAIT_SECS", default_value_t = 30)]
     pub lock_wait: u64,
+    /// MiB left free on the data directory's filesystem: writes that would
+    /// leave less are refused (503 on HTTP) until space is freed.
+    #[arg(long, env = "IDFOLD_DISK_RESERVE_MB", default_value_t = 4)]
+    pub disk_reserve_mb: u64,
 }
 
 impl DataArgs {
     /// For commands that write: creates the directory if missing.
     pub fn open(&self) -> anyhow::Result<idfold_log::DataDir> {
-        Ok(idfold_log::DataDir::open(
-            &self.data,
-            std::time::Duration::from_secs(self.lock_wait),
-        )?)
+        Ok(
+            idfold_log::DataDir::open(&self.data, std::time::Duration::from_secs(self.lock_wait))?
+                .with_space_reserve(self.space_reserve()),
+        )
+    }
+
+    pub fn space_reserve(&self) -> u64 {
+        self.disk_reserve_mb.saturating_mul(1024 * 1024)
     }
 
     /// For commands that only read: the directory must hold data already.
@@ -72,7 +80,8 @@ impl DataArgs {
         Ok(idfold_log::DataDir::open_existing(
             &self.data,
             std::time::Duration::from_secs(self.lock_wait),
-        )?)
+        )?
+        .with_space_reserve(self.space_reserve()))
     }
 }
 

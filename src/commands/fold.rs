@@ -1,7 +1,7 @@
 //! `idfold run` and `idfold rebuild`: drive the projector over the embedded log.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use idfold_log::{DataDir, EmbeddedLog, EventLog, LogError};
@@ -17,6 +17,60 @@ const MAX_HOLD: Duration = Duration::from_secs(2);
 /// The pause after letting go while busy: long enough for a waiting
 /// process (it retries every 20 ms) to take the lock.
 const HAND_OVER: Duration = Duration::from_millis(60);
+
+/// The longest pause between tries while the data directory's filesystem
+/// is full, and how often a waiting stage says so.
+const DISK_RETRY_MAX: Duration = Duration::from_secs(2);
+const DISK_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Waits out a full disk: backs off, counts each try, and says once per
+/// interval what waits and why.
+#[derive(Debug, Default)]
+pub struct DiskWait {
+    since: Option<Instant>,
+    last_warn: Option<Instant>,
+    tries: u64,
+    backoff: Duration,
+}
+
+impl DiskWait {
+    /// One pause before the next try (cut short by `stop`).
+    pub fn wait(
+        &mut self,
+        stage: &'static str,
+        what: &str,
+        error: &dyn std::fmt::Display,
+        stop: Option<&AtomicBool>,
+    ) {
+        metrics::counter!(idfold_telemetry::names::DISK_FULL_WAITS, "stage" => stage).increment(1);
+        self.tries += 1;
+        let now = Instant::now();
+        self.since.get_or_insert(now);
+        if self
+            .last_warn
+            .is_none_or(|at| now.duration_since(at) >= DISK_WARN_EVERY)
+        {
+            tracing::warn!(tries = self.tries, "{what} waits for free space: {error}");
+            self.last_warn = Some(now);
+        }
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), DISK_RETRY_MAX);
+        let until = now + self.backoff;
+        while Instant::now() < until && !stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// After a try that succeeded: says so if it had been waiting.
+    pub fn resumed(&mut self, what: &str) {
+        if let Some(since) = self.since {
+            tracing::info!(
+                waited_secs = since.elapsed().as_secs(),
+                "{what} resumes: the data directory's filesystem has room again"
+            );
+            *self = DiskWait::default();
+        }
+    }
+}
 
 /// The name a data directory folding the embedded log is bound to.
 pub const EMBEDDED_LOG: &str = "embedded";
@@ -127,14 +181,20 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     let mut total = BatchReport::default();
     let mut cache = WorkspaceCache::default();
     let mut signal = CaughtUpSignal::default();
+    let mut disk = DiskWait::default();
     while !stop.load(Ordering::SeqCst) {
         // Hold the directory while there is work, at most MAX_HOLD at a time.
         // A long `ingest` may hold it for a while: a follower waits it out.
         let dir = match DataDir::open_existing(&data.data, Duration::from_secs(data.lock_wait)) {
-            Ok(dir) => dir,
+            Ok(dir) => dir.with_space_reserve(data.space_reserve()),
             Err(LogError::Locked { .. }) => {
                 tracing::info!("the data directory is busy; waiting");
                 runtime.block_on(async { tokio::time::sleep(IDLE_POLL).await });
+                continue;
+            }
+            // sled writes to open: a full disk is waited out like a busy one.
+            Err(full) if full.is_disk_full() => {
+                disk.wait("fold", "the fold", &full, Some(&stop));
                 continue;
             }
             Err(other) => return Err(other.into()),
@@ -144,10 +204,21 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
         projector.store().bind_log(EMBEDDED_LOG)?;
         let held = Instant::now();
         let mut idle = false;
-        while !idle && !stop.load(Ordering::SeqCst) && held.elapsed() < MAX_HOLD {
+        let mut full = None;
+        'hold: while !idle && !stop.load(Ordering::SeqCst) && held.elapsed() < MAX_HOLD {
             idle = true;
             for partition in log.partitions() {
-                let batch = projector.fold_batch(&log, partition)?;
+                let batch = match projector.fold_batch(&log, partition) {
+                    Ok(batch) => batch,
+                    // Waited for with the directory let go, for the other
+                    // commands to use meanwhile.
+                    Err(error) if error.is_disk_full() => {
+                        full = Some(error);
+                        break 'hold;
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                disk.resumed("the fold");
                 signal.observe(
                     partition,
                     batch.read,
@@ -166,10 +237,38 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
                 }
             }
         }
-        projector.store().flush()?;
+        if dir.is_poisoned() {
+            // sled takes no more writes from this process: wait for room
+            // (a restart needs some to open), then stop for a restart.
+            while !stop.load(Ordering::SeqCst) {
+                match dir.ensure_space(0) {
+                    Err(error) if error.is_disk_full() => {
+                        disk.wait("fold", "the fold", &error, Some(&stop))
+                    }
+                    Err(error) => return Err(error.into()),
+                    Ok(()) => {
+                        return Err(LogError::NeedsReopen {
+                            path: data.data.clone(),
+                        }
+                        .into())
+                    }
+                }
+            }
+            break;
+        }
+        match projector.store().flush() {
+            Err(error) if error.is_disk_full() => full = Some(error),
+            flushed => flushed?,
+        }
         cache = projector.into_cache();
         drop(log);
         drop(dir);
+        if let Some(error) = full {
+            // A batch that failed may have left resident states half-changed.
+            cache = WorkspaceCache::default();
+            disk.wait("fold", "the fold", &error, Some(&stop));
+            continue;
+        }
         let pause = if idle { IDLE_POLL } else { HAND_OVER };
         runtime.block_on(async { tokio::time::sleep(pause).await });
     }

@@ -21,7 +21,7 @@ use idfold_projector::{BatchReport, Projector, StateStore};
 use idfold_read_api::{ClusterView, ErasureLog, ReadState, SegmentStore};
 use rand::Rng;
 
-use super::fold::{options, summary, EMBEDDED_LOG};
+use super::fold::{options, summary, DiskWait, EMBEDDED_LOG};
 use crate::{DataArgs, FoldArgs, KafkaArgs, Stages};
 
 /// The workspace the generated development key writes to.
@@ -155,13 +155,13 @@ fn access(args: &ServeArgs, file: Option<&IdfoldConfig>) -> anyhow::Result<Acces
     })
 }
 
-struct AlwaysReady;
+/// The embedded log is this process's own directory: if the writer thread
+/// runs, it is there, and it takes writes while its filesystem has room.
+struct EmbeddedReadiness(idfold_log::DataDir);
 
-impl Readiness for AlwaysReady {
-    /// The embedded log is this process's own directory: if the writer
-    /// thread runs, it is there.
+impl Readiness for EmbeddedReadiness {
     fn check(&self) -> Result<(), String> {
-        Ok(())
+        self.0.ensure_space(0).map_err(|e| e.to_string())
     }
 }
 
@@ -198,7 +198,7 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
-    let dir = data.open()?;
+    let dir = open_waiting_for_space(data)?;
     let secs = |n: u64| Duration::from_secs(n.max(1));
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
@@ -241,7 +241,7 @@ pub fn run(
             let state = IntakeState::new(
                 access.write_keys.clone(),
                 writer,
-                Box::new(AlwaysReady),
+                Box::new(EmbeddedReadiness(dir.clone())),
                 limits,
                 super::system_clock,
             );
@@ -455,8 +455,32 @@ async fn wait_for_flag(flag: Arc<AtomicBool>) {
     }
 }
 
+/// Opens the data directory; sled writes to open one, so on a full
+/// filesystem it waits for space (saying so) rather than exiting.
+fn open_waiting_for_space(data: &DataArgs) -> anyhow::Result<idfold_log::DataDir> {
+    let mut disk = DiskWait::default();
+    loop {
+        match data.open() {
+            Ok(dir) => {
+                disk.resumed("opening the data directory");
+                return Ok(dir);
+            }
+            Err(error)
+                if error
+                    .downcast_ref::<idfold_log::LogError>()
+                    .is_some_and(idfold_log::LogError::is_disk_full) =>
+            {
+                disk.wait("open", "opening the data directory", &error, None)
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Folds the embedded log as the server appends to it; on stop, folds what
-/// is left and flushes, so a clean stop leaves nothing unfolded.
+/// is left and flushes, so a clean stop leaves nothing unfolded. A full
+/// disk is waited out (the server keeps answering, writes get 503); any
+/// other failure stops the server.
 fn fold_embedded(
     log: &EmbeddedLog,
     mut projector: Projector,
@@ -465,24 +489,46 @@ fn fold_embedded(
 ) -> anyhow::Result<()> {
     let mut total = BatchReport::default();
     let mut signal = super::fold::CaughtUpSignal::default();
+    let mut disk = DiskWait::default();
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
-            let batch = projector.fold_batch(log, 0)?;
+            let folded = projector.fold_batch(log, 0).and_then(|batch| {
+                if batch.read == 0 {
+                    projector.store().flush()?;
+                }
+                Ok(batch)
+            });
+            let batch = match folded {
+                Ok(batch) => batch,
+                // What is not folded stays in the log, folded at the next start.
+                Err(error) if error.is_disk_full() && stopping => return Ok(()),
+                Err(error) if error.is_disk_full() => {
+                    disk.wait("fold", "the fold", &error, Some(stop));
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            disk.resumed("the fold");
             signal.observe(0, batch.read, batch_size, projector.store().position(0)?);
             total.add(&batch);
             if batch.read == 0 {
                 if stopping {
                     return Ok(());
                 }
-                projector.store().flush()?;
                 std::thread::sleep(FOLD_IDLE);
             }
         }
     })();
     // Whatever happened, a failed fold stops the server too.
     stop.store(true, Ordering::SeqCst);
-    projector.store().flush()?;
+    if let Err(error) = projector.store().flush() {
+        // Nothing acknowledged hangs on it: the log holds every event.
+        tracing::warn!("the fold's last state is not flushed: {error}; it is refolded from the log at the next start");
+        if outcome.is_ok() && !error.is_disk_full() {
+            return Err(error.into());
+        }
+    }
     summary("stopped after folding", &total, true);
     outcome
 }

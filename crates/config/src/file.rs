@@ -95,6 +95,7 @@ pub struct LimitsSection {
     pub batch_size: Option<usize>,
     pub max_resident_events: Option<usize>,
     pub lock_wait_secs: Option<u64>,
+    pub disk_reserve_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -395,6 +396,7 @@ impl IdfoldConfig {
                 as_u64(limits.max_resident_events),
             ),
             ("IDFOLD_LOCK_WAIT_SECS", limits.lock_wait_secs),
+            ("IDFOLD_DISK_RESERVE_MB", limits.disk_reserve_mb),
         ] {
             put(name, value.map(|n| n.to_string()));
         }

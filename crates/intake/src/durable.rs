@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use idfold_log::{DeadLetterSink, EventSink};
 use idfold_producer::{ProducerError, Publisher, Validated};
@@ -18,6 +18,10 @@ use crate::error::IntakeError;
 
 pub type SharedEventSink = Arc<dyn EventSink + Send + Sync>;
 pub type SharedDeadLetterSink = Arc<dyn DeadLetterSink + Send + Sync>;
+
+/// While the log keeps failing retryably (a full disk, a broker away), one
+/// WARN line per this interval, not one per write.
+const RETRYABLE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// At most this many requests, or this many inputs, per durable write.
 const MAX_GROUP_REQUESTS: usize = 512;
@@ -128,6 +132,8 @@ fn write_groups(
     dead_letters: &(dyn DeadLetterSink + Send + Sync),
 ) {
     let publisher = Publisher::new(events, dead_letters, "http");
+    let mut last_warn: Option<Instant> = None;
+    let mut unreported = 0usize;
     while let Ok(first) = jobs.recv() {
         let mut replies = vec![first.reply];
         let mut group = first.validated;
@@ -145,14 +151,28 @@ fn write_groups(
             .saturating_sub(replies.len());
         metrics::gauge!(names::HTTP_WRITE_QUEUE).set(left as f64);
         let written = match publisher.write(&group) {
-            Ok(()) => Written::Durable,
+            Ok(()) => {
+                if unreported > 0 || last_warn.is_some() {
+                    tracing::info!("writes to the log succeed again");
+                    (last_warn, unreported) = (None, 0);
+                }
+                Written::Durable
+            }
             Err(error) => {
-                tracing::warn!(
-                    requests = replies.len(),
-                    retryable = error.is_retryable(),
-                    "a write to the log failed: {error}: {}",
-                    source_text(&error)
-                );
+                unreported += replies.len();
+                let due = last_warn.is_none_or(|at| at.elapsed() >= RETRYABLE_WARN_EVERY);
+                if !error.is_retryable() || due {
+                    tracing::warn!(
+                        requests = unreported,
+                        retryable = error.is_retryable(),
+                        "a write to the log failed: {error}: {}",
+                        source_text(&error)
+                    );
+                    unreported = 0;
+                    if error.is_retryable() {
+                        last_warn = Some(Instant::now());
+                    }
+                }
                 if error.is_retryable() {
                     Written::Unavailable
                 } else {

@@ -2,9 +2,19 @@
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::LogError;
+use crate::error::{sled_error_is_disk_full, LogError};
+
+/// Free space every write leaves on the data directory's filesystem, unless
+/// `with_space_reserve` says otherwise (`--disk-reserve-mb`). sled
+/// refuses every write after one that failed for lack of space, until it is
+/// reopened: writes are refused before that can happen, with room left for
+/// what sled writes on its own (segment headers, snapshots, the flush of
+/// what was already accepted).
+pub const SPACE_RESERVE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An open data directory. Holds an exclusive lock file: one process at a
 /// time, and a second one waits its turn (or gets a clear "in use" error)
@@ -14,6 +24,11 @@ use crate::error::LogError;
 pub struct DataDir {
     db: sled::Db,
     path: PathBuf,
+    /// Set when sled reported a full disk itself: it refuses writes from
+    /// then on, whatever space is freed, until the database is reopened.
+    poisoned: Arc<AtomicBool>,
+    _keeper: Arc<Keeper>,
+    space_reserve: u64,
     _lock: std::sync::Arc<File>,
 }
 
@@ -41,6 +56,34 @@ fn is_new_or_sled_database(db: &Path) -> bool {
             entries.next().is_none()
                 || std::fs::read(db.join("conf"))
                     .is_ok_and(|conf| conf.starts_with(b"segment_size: "))
+        }
+    }
+}
+
+/// How long sled's own file lock is waited for once idfold's is held.
+const SLED_LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Opens the database. With idfold's lock held, sled's own lock can only be
+/// held by this process's previous handle on it: sled 0.34 frees its
+/// file handles through epoch-based reclamation, a moment after the last
+/// handle is dropped, so a directory closed and reopened at once (a
+/// following `run`, a test) may find it still locked. Waited for.
+fn open_sled(db: &Path) -> Result<sled::Db, sled::Error> {
+    let give_up = Instant::now() + SLED_LOCK_PATIENCE;
+    loop {
+        match sled::Config::new()
+            .path(db)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+        {
+            // sled reports its lock as an I/O error of kind Other; the
+            // operating system's own errors keep their kinds.
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::Other && Instant::now() < give_up =>
+            {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            outcome => return outcome,
         }
     }
 }
@@ -120,14 +163,83 @@ impl DataDir {
                 path: path.to_owned(),
             });
         }
-        let db = sled::Config::new()
-            .path(path.join(DB))
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?;
+        remove_unfinished_snapshots(&path.join(DB)).map_err(io)?;
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let db = open_sled(&path.join(DB)).map_err(|e| match LogError::from(e) {
+            LogError::DiskFull { detail } => LogError::DiskFull {
+                detail: format!(
+                    "{detail}; sled writes to {} to open it, and cannot",
+                    path.display()
+                ),
+            },
+            other => other,
+        })?;
         Ok(DataDir {
-            db,
+            db: db.clone(),
             path: path.to_owned(),
+            _keeper: Arc::new(Keeper {
+                db: Some(db),
+                poisoned: poisoned.clone(),
+            }),
+            poisoned,
+            space_reserve: SPACE_RESERVE_BYTES,
             _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    /// The free space writes leave (0: none, the filesystem's own ENOSPC
+    /// then stops sled's writes until it is reopened).
+    pub fn with_space_reserve(mut self, bytes: u64) -> DataDir {
+        self.space_reserve = bytes;
+        self
+    }
+
+    /// Whether a write of about `bytes` may go ahead: refused while the
+    /// filesystem has less than the reserve free beyond it, and
+    /// for good once sled itself failed for lack of space (until reopened).
+    pub fn ensure_space(&self, bytes: u64) -> Result<(), LogError> {
+        let free = fs2::available_space(&self.path).map_err(|source| LogError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        let poisoned = self.poisoned.load(Ordering::SeqCst);
+        let mut needed = self.space_reserve.saturating_add(bytes);
+        if poisoned {
+            // The way out is a restart, and opening takes room: until there
+            // is some, this is still a wait for space.
+            needed = needed.max(SPACE_RESERVE_BYTES);
+        }
+        if free < needed {
+            return Err(LogError::DiskFull {
+                detail: format!(
+                    "{free} bytes free under {}, {needed} needed",
+                    self.path.display()
+                ),
+            });
+        }
+        if poisoned {
+            return Err(LogError::NeedsReopen {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether sled failed a write for lack of space: it takes no more
+    /// writes from this process, which must be restarted to write again
+    /// (the database is not let go: see `Keeper`).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Converts a sled write's error, remembering a full disk: sled has
+    /// then stopped taking writes until it is reopened.
+    pub fn written<T>(&self, result: Result<T, sled::Error>) -> Result<T, LogError> {
+        result.map_err(|error| {
+            if sled_error_is_disk_full(&error) {
+                self.poisoned.store(true, Ordering::SeqCst);
+            }
+            LogError::from(error)
         })
     }
 
@@ -146,7 +258,14 @@ impl DataDir {
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), LogError> {
-        self.db.flush()?;
+        // A flush of a database sled failed to write can wait for ever for
+        // a write that will not come: not tried.
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(LogError::NeedsReopen {
+                path: self.path.clone(),
+            });
+        }
+        self.written(self.db.flush())?;
         Ok(())
     }
 
@@ -180,6 +299,49 @@ impl DataDir {
     pub fn size_on_disk(&self) -> Result<u64, LogError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// Holds one handle on the database for as long as a `DataDir` lives, and
+/// never lets it go if sled failed a write: the last handle's drop flushes,
+/// and sled 0.34's flush after a failed write can wait for ever, which
+/// would hang the process on its way out. Nothing is lost by not flushing
+/// then: what was acknowledged was flushed before it was.
+#[derive(Debug)]
+struct Keeper {
+    db: Option<sled::Db>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if self.poisoned.load(Ordering::SeqCst) {
+            std::mem::forget(self.db.take());
+        }
+    }
+}
+
+/// sled 0.34 writes a snapshot as `snap.N.generating` and renames it when
+/// complete; one left by a write that failed (a full disk) is taken for the
+/// newest snapshot at the next open, which then fails as corrupt for ever.
+/// An unfinished one never holds anything the log does not: remove it.
+fn remove_unfinished_snapshots(db: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(db) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

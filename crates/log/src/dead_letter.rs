@@ -66,6 +66,8 @@ impl DeadLetterStore {
         if letters.is_empty() {
             return Ok(());
         }
+        let bytes: usize = letters.iter().map(|l| l.raw.len() + 256).sum();
+        self.dir.ensure_space(bytes as u64)?;
         let first = match self.tree.last()? {
             Some((key, _)) => decode_u64(&key, "dead letter key")? + 1,
             None => 0,
@@ -78,7 +80,7 @@ impl DeadLetterStore {
             })?;
             batch.insert(&seq.to_be_bytes(), value);
         }
-        self.tree.apply_batch(batch)?;
+        self.dir.written(self.tree.apply_batch(batch))?;
         Ok(())
     }
 

@@ -69,12 +69,16 @@ impl EmbeddedLog {
             .append_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Refused before sled sees it: a write sled fails for lack of
+        // space stops it writing anything until it is reopened.
+        let bytes: usize = entries.iter().map(|e| e.payload.len() + 8).sum();
+        self.dir.ensure_space(bytes as u64)?;
         let first = self.next_offset()?;
         let mut batch = sled::Batch::default();
         for (i, entry) in (first..).zip(entries) {
             batch.insert(&i.to_be_bytes(), entry.payload.as_slice());
         }
-        self.records.apply_batch(batch)?;
+        self.dir.written(self.records.apply_batch(batch))?;
         // Durable before we answer: an accepted event must survive a crash.
         self.dir.flush()?;
         Ok(first)
@@ -127,8 +131,8 @@ impl EventLog for EmbeddedLog {
     }
 
     fn commit(&self, _partition: u32, next_offset: u64) -> Result<(), LogError> {
-        self.meta
-            .insert(COMMITTED_KEY, &next_offset.to_be_bytes())?;
+        self.dir
+            .written(self.meta.insert(COMMITTED_KEY, &next_offset.to_be_bytes()))?;
         Ok(())
     }
 
@@ -144,13 +148,16 @@ impl EventLog for EmbeddedLog {
             .append_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.meta
-            .insert(END_FLOOR_KEY, &self.next_offset()?.to_be_bytes())?;
+        self.dir.ensure_space(0)?;
+        self.dir.written(
+            self.meta
+                .insert(END_FLOOR_KEY, &self.next_offset()?.to_be_bytes()),
+        )?;
         let mut batch = sled::Batch::default();
         for offset in offsets {
             batch.remove(&offset.to_be_bytes());
         }
-        self.records.apply_batch(batch)?;
+        self.dir.written(self.records.apply_batch(batch))?;
         self.dir.flush()?;
         Ok(())
     }
@@ -202,6 +209,61 @@ mod tests {
             3,
             "2 is not handed out again"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_left_by_a_full_disk_does_not_stop_the_next_open(
+    ) -> Result<(), LogError> {
+        let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
+            path: "tmp".into(),
+            source: e,
+        })?;
+        {
+            let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+            EmbeddedLog::open(&dir)?.append_entries(&[entry(b"a")])?;
+        }
+        // What sled 0.34 leaves when ENOSPC hits its snapshot write: an
+        // empty file it would take for the newest, corrupt, snapshot.
+        let stray = tmp
+            .path()
+            .join("db")
+            .join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&stray, b"").map_err(|e| LogError::Open {
+            path: stray.clone(),
+            source: e,
+        })?;
+        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+        let log = EmbeddedLog::open(&dir)?;
+        assert_eq!(log.read_from(0, 0, 10)?.len(), 1);
+        assert!(!stray.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn once_sled_failed_for_lack_of_space_writes_wait_for_a_restart() -> Result<(), LogError> {
+        let tmp = tempfile::tempdir().map_err(|e| LogError::Open {
+            path: "tmp".into(),
+            source: e,
+        })?;
+        let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+        let log = EmbeddedLog::open(&dir)?;
+        log.append_entries(&[entry(b"a")])?;
+        // What sled answers (and keeps answering) after its ENOSPC.
+        let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        let failed = dir.written::<()>(Err(full));
+        assert!(matches!(failed, Err(LogError::DiskFull { .. })));
+        assert!(dir.is_poisoned());
+        // Space is back (the temporary directory has room), sled is not:
+        // neither a write nor a flush reaches it.
+        let refused = log.append_entries(&[entry(b"b")]);
+        assert!(
+            matches!(refused, Err(LogError::NeedsReopen { .. })),
+            "{refused:?}"
+        );
+        assert!(refused.is_err_and(|e| e.is_retryable() && !e.is_disk_full()));
+        assert!(matches!(dir.flush(), Err(LogError::NeedsReopen { .. })));
+        assert_eq!(log.read_from(0, 0, 10)?.len(), 1, "reads still answer");
         Ok(())
     }
 

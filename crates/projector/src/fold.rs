@@ -205,6 +205,7 @@ impl Projector {
         log: &dyn EventLog,
         partition: u32,
     ) -> Result<BatchReport, ProjectorError> {
+        self.store.ensure_space()?;
         if !self.purge_checked {
             // Erasures whose purge a crash interrupted.
             self.purge_erased(log)?;

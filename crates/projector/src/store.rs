@@ -162,7 +162,8 @@ impl StateStore {
             position_key(checkpoint.partition),
             &checkpoint.next_offset.to_be_bytes(),
         );
-        self.tree.apply_batch(batch)?;
+        self.ensure_space()?;
+        self.dir.written(self.tree.apply_batch(batch))?;
         Ok(())
     }
 
@@ -241,10 +242,10 @@ impl StateStore {
         mut record: ErasureRecord,
     ) -> Result<(), ProjectorError> {
         record.log_purged = true;
-        self.tree.insert(
+        self.dir.written(self.tree.insert(
             key(ERASURE, workspace_id, record.erasure_id.as_bytes()),
             encode_erasure(&record)?,
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -275,8 +276,10 @@ impl StateStore {
     /// Moves the position of `partition` over offsets the log no longer
     /// holds (deleted by an erasure).
     pub fn skip_gap(&self, partition: u32, next_offset: u64) -> Result<(), ProjectorError> {
-        self.tree
-            .insert(position_key(partition), &next_offset.to_be_bytes())?;
+        self.dir.written(
+            self.tree
+                .insert(position_key(partition), &next_offset.to_be_bytes()),
+        )?;
         Ok(())
     }
 
@@ -286,6 +289,13 @@ impl StateStore {
 
     pub fn flush(&self) -> Result<(), ProjectorError> {
         Ok(self.dir.flush()?)
+    }
+
+    /// Refuses (retryably) while the data directory's filesystem is too
+    /// full for a batch: checked before a batch changes anything, since
+    /// sled stops writing for good after a write it fails for lack of space.
+    pub fn ensure_space(&self) -> Result<(), ProjectorError> {
+        Ok(self.dir.ensure_space(0)?)
     }
 
     /// Drops every projection and position, for `rebuild`. The positions go

@@ -87,12 +87,20 @@ pub mod names {
     /// catches up or when the partition is not held. Labels: `topic`
     /// (`embedded` for the embedded log), `partition`.
     pub const FOLD_PARTITION_CAUGHT_UP: &str = "idfold_fold_partition_caught_up";
+    /// Waits for free space on the data directory's filesystem (one per
+    /// retry). Labels: `stage` (`fold`, `open`).
+    pub const DISK_FULL_WAITS: &str = "idfold_disk_full_waits_total";
 }
 
 /// Registers the descriptions with whichever recorder is installed.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     use names::*;
+    describe_counter!(
+        DISK_FULL_WAITS,
+        Unit::Count,
+        "Retries while the data directory's filesystem was full, by stage."
+    );
     describe_counter!(
         EVENTS_RECEIVED,
         Unit::Count,
