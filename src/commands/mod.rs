@@ -60,8 +60,12 @@ pub fn stop_on_signal() -> anyhow::Result<(
         .enable_all()
         .build()?;
     let flag = stop.clone();
+    let signal = {
+        let _inside = runtime.enter();
+        shutdown_signal()
+    };
     runtime.spawn(async move {
-        wait_for_shutdown().await;
+        signal.await;
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     Ok((stop, runtime))
@@ -76,20 +80,29 @@ pub fn system_clock() -> idfold_events::EventTime {
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Ctrl-C or SIGTERM.
-pub async fn wait_for_shutdown() {
+/// Ctrl-C or SIGTERM, listened for from the moment this is called (inside
+/// a runtime): a signal that comes before anything awaits it is kept, not
+/// left to its default action, which ends the process without a clean stop.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut interrupt)) = signals {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `GET /metrics` in Prometheus' text format.

@@ -358,6 +358,12 @@ pub fn run(
         },
     );
 
+    // Listened for before anyone is told where to connect: a SIGTERM right
+    // after start is a clean stop too.
+    let shutdown = {
+        let _inside = runtime.enter();
+        super::shutdown_signal()
+    };
     // The development key comes first: whoever reads `listening on` has it.
     if let Some((key, token)) = &access.development {
         eprintln!(
@@ -395,7 +401,7 @@ pub fn run(
     let served = runtime.block_on(async move {
         let server = idfold_intake::serve_connections(listener, app, connections, async move {
             tokio::select! {
-                _ = super::wait_for_shutdown() => {}
+                _ = shutdown => {}
                 // A pipeline that failed takes the server down with it.
                 _ = wait_for_flag(pipeline_stop) => {}
             }
