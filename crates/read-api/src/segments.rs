@@ -27,6 +27,8 @@ pub(crate) type Parsed = Arc<Vec<(String, Value, Filter)>>;
 /// the only writer).
 #[derive(Debug, Clone)]
 pub struct SegmentStore {
+    /// For the free-space check before a write (a full disk is a 503).
+    dir: DataDir,
     tree: sled::Tree,
     parsed: Arc<RwLock<HashMap<String, Parsed>>>,
 }
@@ -59,6 +61,7 @@ pub fn check_name(name: &str) -> Result<(), ReadError> {
 impl SegmentStore {
     pub fn open(dir: &DataDir) -> Result<SegmentStore, LogError> {
         Ok(SegmentStore {
+            dir: dir.clone(),
             tree: dir.tree(SEGMENTS_TREE)?,
             parsed: Arc::default(),
         })
@@ -80,10 +83,12 @@ impl SegmentStore {
             });
         }
         self.forget(workspace);
-        self.tree
-            .insert(key(workspace, name), filter.to_string().into_bytes())
-            .map_err(store)?;
-        self.tree.flush().map_err(store)?;
+        let value = filter.to_string().into_bytes();
+        self.writable(value.len())?;
+        self.dir
+            .written(self.tree.insert(key(workspace, name), value))
+            .map_err(stored)?;
+        self.dir.written(self.tree.flush()).map_err(stored)?;
         Ok(())
     }
 
@@ -98,8 +103,12 @@ impl SegmentStore {
     /// True when there was one to delete.
     pub fn delete(&self, workspace: &str, name: &str) -> Result<bool, ReadError> {
         self.forget(workspace);
-        let removed = self.tree.remove(key(workspace, name)).map_err(store)?;
-        self.tree.flush().map_err(store)?;
+        self.writable(0)?;
+        let removed = self
+            .dir
+            .written(self.tree.remove(key(workspace, name)))
+            .map_err(stored)?;
+        self.dir.written(self.tree.flush()).map_err(stored)?;
         Ok(removed.is_some())
     }
 
@@ -144,6 +153,20 @@ impl SegmentStore {
 
 fn store(error: sled::Error) -> ReadError {
     ReadError::Store(idfold_projector::ProjectorError::from(error))
+}
+
+fn stored(error: LogError) -> ReadError {
+    ReadError::Store(idfold_projector::ProjectorError::from(error))
+}
+
+impl SegmentStore {
+    /// Refused (503) while the disk lacks room: sled must never meet a full
+    /// disk itself (it then refuses every write until reopened).
+    fn writable(&self, bytes: usize) -> Result<(), ReadError> {
+        self.dir
+            .ensure_space(u64::try_from(bytes).unwrap_or(u64::MAX))
+            .map_err(stored)
+    }
 }
 
 /// A members page's cursor: the last profile id listed.
