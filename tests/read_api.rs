@@ -750,3 +750,47 @@ fn every_read_route_refuses_another_workspace_s_token_the_same_way() {
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_busy_workspace_s_point_reads_wait_their_turn_and_are_never_refused() {
+    // Scans are bounded per workspace; the read that decides whether to
+    // show a survey is not: forty at once of one workspace all answer.
+    let idfold = Idfold::new();
+    let config = fixture("serve.toml");
+    let server = Server::start(&idfold, &["--config", config.to_str().expect("UTF-8")], &[]);
+    send_sample(&server);
+    let path = "/v1/workspaces/acme/mau?month=2026-01";
+    wait_for("the fold to reach the API", || {
+        read(&server, path, Some(token("acme"))).status == 200
+    });
+    let url = server.url(path);
+    let auth = format!("Bearer {}", token("acme"));
+    let threads: Vec<_> = (0..40)
+        .map(|_| {
+            let (url, auth) = (url.clone(), auth.clone());
+            std::thread::spawn(move || {
+                let client = harness::http::agent();
+                (0..10)
+                    .map(|_| {
+                        harness::http::request(
+                            &client,
+                            "GET",
+                            &url,
+                            &[("Authorization", &auth)],
+                            b"",
+                        )
+                        .status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        let statuses = thread.join().expect("a client");
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "{statuses:?}\n{}",
+            server.log()
+        );
+    }
+}

@@ -105,12 +105,27 @@ impl ReadState {
         tokio::task::block_in_place(read)
     }
 
-    /// A read of a workspace, once the request's token opens it: at most
-    /// `WORKSPACE_CONCURRENT_READS` of the workspace's reads at once and
-    /// `WORKSPACE_QUEUED_READS` waiting (503 past that), then one of the
-    /// server's read slots. The token is checked first, so requests
-    /// without one never take a workspace's queue.
+    /// A point read of a workspace (one profile, one month, one segment),
+    /// once the request's token opens it: one of the server's read slots,
+    /// waited for in turn. Point reads are short, so a busy workspace's
+    /// make another's wait a moment, never long.
     pub(crate) async fn read_of<T>(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        read: impl FnOnce() -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
+        self.authorize(headers, workspace)?;
+        self.blocking(read).await
+    }
+
+    /// A read that scans the workspace's profiles (responses, a segment's
+    /// members), once the request's token opens it: at most
+    /// `WORKSPACE_CONCURRENT_READS` of the workspace's scans at once and
+    /// `WORKSPACE_QUEUED_READS` waiting (503 past that), so one workspace's
+    /// heavy reads never hold every read slot. The token is checked first,
+    /// so requests without one never take a workspace's queue.
+    pub(crate) async fn scan_of<T>(
         &self,
         headers: &HeaderMap,
         workspace: &str,
@@ -120,7 +135,7 @@ impl ReadState {
         self.workspace_read(workspace, read).await
     }
 
-    /// A read of a workspace its caller may read (a token or a dashboard
+    /// A scan of a workspace its caller may read (a token or a dashboard
     /// session checked it), within the workspace's bounds.
     pub(crate) async fn workspace_read<T>(
         &self,
@@ -506,7 +521,7 @@ async fn responses(
     params: Params,
 ) -> Result<Response, ReadError> {
     state
-        .read_of(&headers, &workspace, || {
+        .scan_of(&headers, &workspace, || {
             state.authorize(&headers, &workspace)?;
             let (filter, cursor, limit) = response_query(&params)?;
             let mut rows = Vec::new();
@@ -628,7 +643,7 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.read_of(&headers, &workspace, || {
+    state.scan_of(&headers, &workspace, || {
         let json = state.stored_segment(&headers, &workspace, &name)?;
         let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
         let limit = limit_param(param(&params, "limit"))?;
