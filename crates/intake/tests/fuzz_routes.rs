@@ -30,7 +30,6 @@ use tower::ServiceExt;
 const WRITE_KEY: &str = "wk_acme_fuzz_0123456789";
 /// `WRITE_KEY:` in base64, as HTTP Basic sends it.
 const BASIC: &str = "Basic d2tfYWNtZV9mdXp6XzAxMjM0NTY3ODk6";
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
 
 /// The codes the intake answers with (the README's list).
 fn known_code(code: &str) -> bool {
@@ -174,10 +173,7 @@ fn assert_answer(what: &str, (status, content_type, body): &(StatusCode, Option<
 }
 
 fn documents() -> Vec<Value> {
-    let events: Vec<Value> = SAMPLE
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let events: Vec<Value> = fuzz_support::sample_documents();
     let segment = vec![
         json!({"type": "identify", "userId": "u1", "anonymousId": "d1", "messageId": "m1",
                "traits": {"email": "ann@example.com"}, "timestamp": "2026-03-01T09:00:00Z"}),
@@ -318,14 +314,6 @@ fn request(
         .expect("a valid request")
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// A document with the route that takes it, or any route of the intake.
 fn addressed_documents() -> Vec<(&'static str, Value)> {
     let documents = documents();
@@ -366,7 +354,7 @@ fn route_and_body() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
 #[test]
 fn any_request_to_an_intake_route_gets_a_coded_answer_never_a_5xx() {
     let intake = Intake::new();
-    proptest!(config(), |(
+    proptest!(fuzz_support::config(), |(
         (route, body) in route_and_body(),
         auth in authorization(),
         encoding in encoding(),
@@ -408,7 +396,7 @@ fn valid_documents_on_their_routes_are_accepted_plain_or_gzipped() {
 #[test]
 fn any_path_and_method_gets_a_coded_answer_never_a_5xx() {
     let intake = Intake::new();
-    proptest!(config(), |(
+    proptest!(fuzz_support::config(), |(
         method in method(),
         path in path(),
         auth in authorization(),
@@ -451,7 +439,7 @@ fn gzip_bodies_are_held_to_the_limit_after_decoding() {
     // Compressed small, decoded large (a gzip bomb), or just under: the
     // limit counts decoded bytes, and nothing past it is a 5xx.
     let intake = Intake::new();
-    proptest!(config(), |(
+    proptest!(fuzz_support::config(), |(
         decoded_len in prop_oneof![0usize..2_048, 500_000usize..530_000, 1usize..4_000_000],
         byte in any::<u8>(),
         route in prop::sample::select(&["/v1/events", "/v1/batch", "/v1/track"][..]),

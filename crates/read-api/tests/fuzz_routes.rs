@@ -29,7 +29,6 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "rt_acme_fuzz_0123456789";
 const OTHER_TOKEN: &str = "rt_globex_fuzz_0123456789";
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
 
 /// The codes the read API answers with (README).
 const CODES: &[&str] = &[
@@ -65,7 +64,7 @@ impl ReadApi {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
         let log = Arc::new(EmbeddedLog::open(&data).expect("log"));
-        let entries: Vec<LogEntry> = SAMPLE
+        let entries: Vec<LogEntry> = fuzz_support::SAMPLE
             .lines()
             .filter_map(|line| decode_json(line.as_bytes()).ok())
             .map(|event| LogEntry {
@@ -314,18 +313,10 @@ fn request(method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Requ
     builder.body(Body::from(body)).expect("a valid request")
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 #[test]
 fn any_read_request_gets_a_coded_answer_never_a_5xx() {
     let api = ReadApi::new();
-    proptest!(config(), |((method, uri) in route(), auth in authorization())| {
+    proptest!(fuzz_support::config(), |((method, uri) in route(), auth in authorization())| {
         let answer = api.send(request(method.clone(), &uri, auth.as_deref(), Vec::new()));
         assert_answer(&format!("{method} {uri}"), &answer);
     });
@@ -339,7 +330,7 @@ fn any_segment_filter_is_stored_or_refused_with_a_code() {
         4 => fuzz_support::mutated_from(filters()),
         1 => fuzz_support::junk(),
     ];
-    proptest!(config(), |(name in segment(), body in body, auth in authorization())| {
+    proptest!(fuzz_support::config(), |(name in segment(), body in body, auth in authorization())| {
         let uri = format!("/v1/workspaces/acme/segments/{name}");
         let answer = api.send(request(Method::PUT, &uri, auth.as_deref(), body));
         assert_answer(&format!("PUT {uri}"), &answer);
