@@ -5,6 +5,8 @@
 //! never a 5xx, and every 4xx is JSON with a known `code` and a `message`.
 //! The log behind the router is the real embedded one, on disk.
 
+#[path = "../../../tests/fuzz_support/http.rs"]
+mod fuzz_http;
 #[path = "../../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -15,8 +17,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use fuzz_http::Answer;
 use fuzz_support::{junk, mutated_from};
-use http_body_util::BodyExt;
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::ReasonCode;
 use idfold_intake::{
@@ -25,7 +27,6 @@ use idfold_intake::{
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const WRITE_KEY: &str = "wk_acme_fuzz_0123456789";
 /// `WRITE_KEY:` in base64, as HTTP Basic sends it.
@@ -104,71 +105,29 @@ impl Intake {
     }
 
     /// The answer's status, content type and body.
-    fn send(&self, request: Request<Body>) -> (StatusCode, Option<String>, Vec<u8>) {
-        self.runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .unwrap_or_else(|never| match never {});
-            let status = response.status();
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().to_vec())
-                .unwrap_or_default();
-            (status, content_type, body)
-        })
+    fn send(&self, request: Request<Body>) -> Answer {
+        fuzz_http::send(&self.runtime, &self.router, request, usize::MAX)
     }
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
-fn assert_answer(what: &str, (status, content_type, body): &(StatusCode, Option<String>, Vec<u8>)) {
+fn assert_answer(what: &str, answer: &Answer) {
+    let Some(value) = fuzz_http::client_error_json(what, answer) else {
+        return;
+    };
+    let status = answer.0;
+    // An error answer, or a per-item report that rejected everything
+    // (README: its status is the first rejection's).
+    let errors: Vec<&Value> = match value.get("errors").and_then(Value::as_array) {
+        Some(items) => items.iter().collect(),
+        None => vec![value.get("error").unwrap_or(&value)],
+    };
     assert!(
-        !status.is_server_error(),
-        "{what}: {status} {}",
-        String::from_utf8_lossy(body)
+        !errors.is_empty(),
+        "{what}: {status} names no error: {value}"
     );
-    if status.is_client_error() {
-        assert!(
-            content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json")),
-            "{what}: {status} as {content_type:?}: {}",
-            String::from_utf8_lossy(body)
-        );
-        let value: Value = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{what}: {status} body is not JSON ({e})"));
-        // An error answer, or a per-item report that rejected everything
-        // (README: its status is the first rejection's).
-        let errors: Vec<&Value> = match value.get("errors").and_then(Value::as_array) {
-            Some(items) => items.iter().collect(),
-            None => vec![value.get("error").unwrap_or(&value)],
-        };
-        assert!(
-            !errors.is_empty(),
-            "{what}: {status} names no error: {value}"
-        );
-        for error in errors {
-            let code = error["code"].as_str().unwrap_or_default();
-            assert!(
-                known_code(code),
-                "{what}: {status} with code {code:?}: {value}"
-            );
-            assert!(
-                error["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.trim().is_empty()),
-                "{what}: {status} without a message: {value}"
-            );
-        }
+    for error in errors {
+        fuzz_http::assert_coded(what, status, error, &value, known_code);
     }
 }
 

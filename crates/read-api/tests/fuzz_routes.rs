@@ -9,6 +9,8 @@
 //! that is no route) are in `framework_errors_are_coded_json`, which is
 //! compiled and enabled once the framework's errors are JSON (issue 13).
 
+#[path = "../../../tests/fuzz_support/http.rs"]
+mod fuzz_http;
 #[path = "../../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -18,6 +20,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use fuzz_http::Answer;
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::{decode_json, encode_avro};
 use idfold_log::{DataDir, EmbeddedLog, EventSink, LogEntry};
@@ -25,7 +28,6 @@ use idfold_projector::{FoldOptions, Projector, StateStore};
 use idfold_read_api::{router, ErasureLog, ReadState, SegmentStore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const TOKEN: &str = "rt_acme_fuzz_0123456789";
 const OTHER_TOKEN: &str = "rt_globex_fuzz_0123456789";
@@ -115,58 +117,16 @@ impl ReadApi {
         }
     }
 
-    fn send(&self, request: Request<Body>) -> (StatusCode, Option<String>, Vec<u8>) {
-        self.runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .unwrap_or_else(|never| match never {});
-            let status = response.status();
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-                .await
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            (status, content_type, body)
-        })
+    fn send(&self, request: Request<Body>) -> Answer {
+        fuzz_http::send(&self.runtime, &self.router, request, 64 << 20)
     }
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
-fn assert_answer(what: &str, (status, content_type, body): &(StatusCode, Option<String>, Vec<u8>)) {
-    assert!(
-        !status.is_server_error(),
-        "{what}: {status} {}",
-        String::from_utf8_lossy(body)
-    );
-    if status.is_client_error() {
-        assert!(
-            content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json")),
-            "{what}: {status} as {content_type:?}: {}",
-            String::from_utf8_lossy(body)
-        );
-        let value: Value = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{what}: {status} body is not JSON ({e})"));
+fn assert_answer(what: &str, answer: &Answer) {
+    if let Some(value) = fuzz_http::client_error_json(what, answer) {
         let error = value.get("error").unwrap_or(&value);
-        let code = error["code"].as_str().unwrap_or_default();
-        assert!(
-            CODES.contains(&code),
-            "{what}: {status} with code {code:?}: {value}"
-        );
-        assert!(
-            error["message"]
-                .as_str()
-                .is_some_and(|m| !m.trim().is_empty()),
-            "{what}: {status} without a message: {value}"
-        );
+        fuzz_http::assert_coded(what, answer.0, error, &value, |code| CODES.contains(&code));
     }
 }
 
