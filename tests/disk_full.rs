@@ -6,7 +6,7 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -111,16 +111,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("idfold starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = harness::collect_stderr(&mut child);
         Running {
             child: Some(child),
             log,
@@ -128,7 +119,7 @@ impl Running {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        harness::collected(&self.log)
     }
 
     fn wait_for_line(&self, what: &str, needle: &str) {
@@ -144,33 +135,15 @@ impl Running {
     /// SIGTERM (unless it has exited), then the exit status.
     fn stop(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("started");
-        if matches!(child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waitable") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("idfold did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        std::thread::sleep(Duration::from_millis(100));
+        let within = Some(Duration::from_secs(60));
+        let status = harness::signal_and_wait(&mut child, "TERM", within, "idfold", || self.log());
         (status, self.log())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        harness::kill_and_reap(&mut self.child);
     }
 }
 
