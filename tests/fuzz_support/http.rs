@@ -1,7 +1,7 @@
 //! What the route fuzz tests of the HTTP crates share (each crate's
-//! `tests/fuzz_routes.rs` includes this file by path): sending a request
-//! to a router in process, and checking the answer is never a 5xx and a
-//! 4xx is JSON with a known `code` and a `message`.
+//! `tests/fuzz_routes.rs` includes this file by path): a router served in
+//! process, and the check that an answer is never a 5xx and that a 4xx is
+//! JSON with a known `code` and a `message`.
 
 #![allow(dead_code)]
 
@@ -14,32 +14,54 @@ use tower::ServiceExt;
 /// An answer's status, content type and body.
 pub type Answer = (StatusCode, Option<String>, Vec<u8>);
 
-/// `request` through `router` on `runtime`. A body longer than `limit`
-/// bytes is read as empty.
-pub fn send(
-    runtime: &tokio::runtime::Runtime,
-    router: &Router,
-    request: Request<Body>,
-    limit: usize,
-) -> Answer {
-    runtime.block_on(async {
-        let response = router
-            .clone()
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|never| match never {});
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = axum::body::to_bytes(response.into_body(), limit)
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
-        (status, content_type, body)
-    })
+/// A router served in process, on a runtime of its own, with the
+/// temporary directory of its data.
+pub struct Served {
+    router: Router,
+    runtime: tokio::runtime::Runtime,
+    body_limit: usize,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// `router`, whose answers are read up to `body_limit` bytes (a longer
+    /// body is read as empty).
+    pub fn new(router: Router, dir: tempfile::TempDir, body_limit: usize) -> Served {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Served {
+            router,
+            runtime,
+            body_limit,
+            _dir: dir,
+        }
+    }
+
+    /// The answer's status, content type and body.
+    pub fn send(&self, request: Request<Body>) -> Answer {
+        self.runtime.block_on(async {
+            let response = self
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = axum::body::to_bytes(response.into_body(), self.body_limit)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            (status, content_type, body)
+        })
+    }
 }
 
 /// Never a 5xx; a 4xx is JSON, which is given back (`None`: not a 4xx).

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use fuzz_http::Answer;
+use fuzz_http::{Answer, Served};
 use fuzz_support::{junk, mutated_from};
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::ReasonCode;
@@ -65,49 +64,27 @@ impl Readiness for Ready {
 }
 
 /// The router over a real embedded log in a temporary directory.
-struct Intake {
-    router: Router,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-impl Intake {
-    fn new() -> Intake {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
-        let log: SharedEventSink = Arc::new(EmbeddedLog::open(&data).expect("log"));
-        let letters: SharedDeadLetterSink =
-            Arc::new(DeadLetterStore::open(&data).expect("dead letters"));
-        let (writer, _thread) =
-            DurableWriter::start(log, letters, 128, Duration::from_secs(30)).expect("writer");
-        let keys = AccessConfig {
-            workspaces: vec![WorkspaceAccess {
-                id: "acme".into(),
-                write_keys: vec![WRITE_KEY.into()],
-                read_tokens: vec![],
-            }],
-        }
-        .write_keys()
-        .expect("keys");
-        let state = IntakeState::new(keys, writer, Box::new(Ready), Limits::default(), || {
-            1_772_359_205_000_000_000
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        Intake {
-            router: router(state),
-            runtime,
-            _dir: dir,
-        }
+fn intake() -> Served {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
+    let log: SharedEventSink = Arc::new(EmbeddedLog::open(&data).expect("log"));
+    let letters: SharedDeadLetterSink =
+        Arc::new(DeadLetterStore::open(&data).expect("dead letters"));
+    let (writer, _thread) =
+        DurableWriter::start(log, letters, 128, Duration::from_secs(30)).expect("writer");
+    let keys = AccessConfig {
+        workspaces: vec![WorkspaceAccess {
+            id: "acme".into(),
+            write_keys: vec![WRITE_KEY.into()],
+            read_tokens: vec![],
+        }],
     }
-
-    /// The answer's status, content type and body.
-    fn send(&self, request: Request<Body>) -> Answer {
-        fuzz_http::send(&self.runtime, &self.router, request, usize::MAX)
-    }
+    .write_keys()
+    .expect("keys");
+    let state = IntakeState::new(keys, writer, Box::new(Ready), Limits::default(), || {
+        1_772_359_205_000_000_000
+    });
+    Served::new(router(state), dir, usize::MAX)
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
@@ -312,7 +289,7 @@ fn route_and_body() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
 
 #[test]
 fn any_request_to_an_intake_route_gets_a_coded_answer_never_a_5xx() {
-    let intake = Intake::new();
+    let intake = intake();
     proptest!(fuzz_support::config(), |(
         (route, body) in route_and_body(),
         auth in authorization(),
@@ -327,7 +304,7 @@ fn any_request_to_an_intake_route_gets_a_coded_answer_never_a_5xx() {
 fn valid_documents_on_their_routes_are_accepted_plain_or_gzipped() {
     // The fuzz above must reach past authentication and parsing: the
     // documents it mutates are accepted as they are.
-    let intake = Intake::new();
+    let intake = intake();
     for (route, document) in [
         ("/v1/events", documents()[0].clone()),
         ("/v1/events", documents()[documents().len() - 7].clone()),
@@ -354,7 +331,7 @@ fn valid_documents_on_their_routes_are_accepted_plain_or_gzipped() {
 /// what passes today (the intake has JSON fallbacks for 404 and 405).
 #[test]
 fn any_path_and_method_gets_a_coded_answer_never_a_5xx() {
-    let intake = Intake::new();
+    let intake = intake();
     proptest!(fuzz_support::config(), |(
         method in method(),
         path in path(),
@@ -373,7 +350,7 @@ fn any_path_and_method_gets_a_coded_answer_never_a_5xx() {
 /// only, which the fuzz tests above accept.
 #[test]
 fn framework_errors_have_code_and_message_at_the_top() {
-    let intake = Intake::new();
+    let intake = intake();
     for (method, path) in [
         (Method::GET, "/v1/events"),
         (Method::PUT, "/v1/batch"),
@@ -397,7 +374,7 @@ fn framework_errors_have_code_and_message_at_the_top() {
 fn gzip_bodies_are_held_to_the_limit_after_decoding() {
     // Compressed small, decoded large (a gzip bomb), or just under: the
     // limit counts decoded bytes, and nothing past it is a 5xx.
-    let intake = Intake::new();
+    let intake = intake();
     proptest!(fuzz_support::config(), |(
         decoded_len in prop_oneof![0usize..2_048, 500_000usize..530_000, 1usize..4_000_000],
         byte in any::<u8>(),

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use fuzz_http::Answer;
+use fuzz_http::{Answer, Served};
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::{decode_json, encode_avro};
 use idfold_log::{DataDir, EmbeddedLog, EventSink, LogEntry};
@@ -54,72 +53,52 @@ const CODES: &[&str] = &[
     "request_timeout",
 ];
 
-struct ReadApi {
-    router: Router,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-impl ReadApi {
-    /// The sample folded into a fresh data directory, served.
-    fn new() -> ReadApi {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
-        let log = Arc::new(EmbeddedLog::open(&data).expect("log"));
-        let entries: Vec<LogEntry> = fuzz_support::SAMPLE
-            .lines()
-            .filter_map(|line| decode_json(line.as_bytes()).ok())
-            .map(|event| LogEntry {
-                key: event.workspace_id.clone(),
-                payload: encode_avro(&event),
-            })
-            .collect();
-        assert!(entries.len() > 10, "the sample holds events");
-        log.append(&entries).expect("appended");
-        let mut projector = Projector::open(&data, FoldOptions::default()).expect("projector");
-        projector.store().bind_log("embedded").expect("bound");
-        projector.fold_until_idle(&*log, |_| {}).expect("folded");
-        let tokens = AccessConfig {
-            workspaces: vec![
-                WorkspaceAccess {
-                    id: "acme".into(),
-                    write_keys: vec![],
-                    read_tokens: vec![TOKEN.into()],
-                },
-                WorkspaceAccess {
-                    id: "globex".into(),
-                    write_keys: vec![],
-                    read_tokens: vec![OTHER_TOKEN.into()],
-                },
-            ],
-        }
-        .read_tokens()
-        .expect("tokens");
-        let state = ReadState::new(
-            tokens,
-            StateStore::open(&data).expect("store"),
-            SegmentStore::open(&data).expect("segments"),
-            || 1_772_359_205_000_000_000,
-            Some(ErasureLog::new(log, true)),
-            None,
-            idfold_read_api::DashboardSettings::default(),
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        ReadApi {
-            // As `serve` assembles it: framework errors in JSON too.
-            router: router(state).layer(axum::middleware::from_fn(idfold_intake::json_errors)),
-            runtime,
-            _dir: dir,
-        }
+/// The sample folded into a fresh data directory, served.
+fn read_api() -> Served {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
+    let log = Arc::new(EmbeddedLog::open(&data).expect("log"));
+    let entries: Vec<LogEntry> = fuzz_support::SAMPLE
+        .lines()
+        .filter_map(|line| decode_json(line.as_bytes()).ok())
+        .map(|event| LogEntry {
+            key: event.workspace_id.clone(),
+            payload: encode_avro(&event),
+        })
+        .collect();
+    assert!(entries.len() > 10, "the sample holds events");
+    log.append(&entries).expect("appended");
+    let mut projector = Projector::open(&data, FoldOptions::default()).expect("projector");
+    projector.store().bind_log("embedded").expect("bound");
+    projector.fold_until_idle(&*log, |_| {}).expect("folded");
+    let tokens = AccessConfig {
+        workspaces: vec![
+            WorkspaceAccess {
+                id: "acme".into(),
+                write_keys: vec![],
+                read_tokens: vec![TOKEN.into()],
+            },
+            WorkspaceAccess {
+                id: "globex".into(),
+                write_keys: vec![],
+                read_tokens: vec![OTHER_TOKEN.into()],
+            },
+        ],
     }
-
-    fn send(&self, request: Request<Body>) -> Answer {
-        fuzz_http::send(&self.runtime, &self.router, request, 64 << 20)
-    }
+    .read_tokens()
+    .expect("tokens");
+    let state = ReadState::new(
+        tokens,
+        StateStore::open(&data).expect("store"),
+        SegmentStore::open(&data).expect("segments"),
+        || 1_772_359_205_000_000_000,
+        Some(ErasureLog::new(log, true)),
+        None,
+        idfold_read_api::DashboardSettings::default(),
+    );
+    // As `serve` assembles it: framework errors in JSON too.
+    let router = router(state).layer(axum::middleware::from_fn(idfold_intake::json_errors));
+    Served::new(router, dir, 64 << 20)
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
@@ -275,7 +254,7 @@ fn request(method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Requ
 
 #[test]
 fn any_read_request_gets_a_coded_answer_never_a_5xx() {
-    let api = ReadApi::new();
+    let api = read_api();
     proptest!(fuzz_support::config(), |((method, uri) in route(), auth in authorization())| {
         let answer = api.send(request(method.clone(), &uri, auth.as_deref(), Vec::new()));
         assert_answer(&format!("{method} {uri}"), &answer);
@@ -284,7 +263,7 @@ fn any_read_request_gets_a_coded_answer_never_a_5xx() {
 
 #[test]
 fn any_segment_filter_is_stored_or_refused_with_a_code() {
-    let api = ReadApi::new();
+    let api = read_api();
     let body = prop_oneof![
         1 => prop::sample::select(filters()).prop_map(|f| serde_json::to_vec(&f).unwrap_or_default()),
         4 => fuzz_support::mutated_from(filters()),
@@ -306,7 +285,7 @@ fn any_segment_filter_is_stored_or_refused_with_a_code() {
 fn the_fuzzed_routes_answer_real_data() {
     // The fuzz above must reach past authentication: the sample's people
     // are found with the token of their workspace.
-    let api = ReadApi::new();
+    let api = read_api();
     let bearer = format!("Bearer {TOKEN}");
     for uri in [
         "/v1/workspaces/acme/mau?month=2026-02",
@@ -338,7 +317,7 @@ fn the_fuzzed_routes_answer_real_data() {
 /// README says every error answer is.
 #[test]
 fn framework_errors_are_coded_json() {
-    let api = ReadApi::new();
+    let api = read_api();
     let bearer = format!("Bearer {TOKEN}");
     for (method, uri, body) in [
         (Method::GET, "/v1/workspaces/acme/profiles/user:%FF%FE", ""),
