@@ -11,6 +11,16 @@ use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The framework's own answers, made JSON by the intake's error layer.
+pub const FRAMEWORK_CODES: &[&str] = &[
+    "bad_request",
+    "unprocessable",
+    "unsupported_media_type",
+    "uri_too_long",
+    "headers_too_large",
+    "request_timeout",
+];
+
 /// An answer's status, content type and body.
 pub type Answer = (StatusCode, Option<String>, Vec<u8>);
 

@@ -45,14 +45,9 @@ fn known_code(code: &str) -> bool {
             "not_found",
             "method_not_allowed",
             "overloaded",
-            "bad_request",
-            "unprocessable",
-            "unsupported_media_type",
-            "uri_too_long",
-            "headers_too_large",
-            "request_timeout",
         ]
         .contains(&code)
+        || fuzz_http::FRAMEWORK_CODES.contains(&code)
 }
 
 struct Ready;
