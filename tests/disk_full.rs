@@ -6,7 +6,7 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -111,16 +111,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("idfold starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = harness::collect_stderr(&mut child);
         Running {
             child: Some(child),
             log,
@@ -128,7 +119,7 @@ impl Running {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        harness::collected(&self.log)
     }
 
     fn wait_for_line(&self, what: &str, needle: &str) {
@@ -144,33 +135,15 @@ impl Running {
     /// SIGTERM (unless it has exited), then the exit status.
     fn stop(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("started");
-        if matches!(child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waitable") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("idfold did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        std::thread::sleep(Duration::from_millis(100));
+        let within = Some(Duration::from_secs(60));
+        let status = harness::signal_and_wait(&mut child, "TERM", within, "idfold", || self.log());
         (status, self.log())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        harness::kill_and_reap(&mut self.child);
     }
 }
 
@@ -237,6 +210,56 @@ fn exported_users(idfold: &Idfold) -> Vec<String> {
         .collect()
 }
 
+/// Every acknowledged user, and no other, in `idfold export`.
+fn assert_all_folded(idfold: &Idfold, mut acknowledged: Vec<String>) {
+    let mut exported = exported_users(idfold);
+    exported.sort();
+    acknowledged.sort();
+    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+}
+
+/// A process's exit 0, given its `stop()`; its log.
+fn assert_exit_0(what: &str, (status, log): (ExitStatus, String)) -> String {
+    assert!(status.success(), "{what} did not exit 0: {status}\n{log}");
+    log
+}
+
+/// An event of `user` accepted (200) by the server at `base` (`log()`: its
+/// stderr); `user` joins `acknowledged`.
+fn send_acknowledged(
+    base: &str,
+    user: &str,
+    log: impl Fn() -> String,
+    acknowledged: &mut Vec<String>,
+) {
+    let reply = send_to(base, user);
+    assert_eq!(reply.status, 200, "{reply:?}\n{}", log());
+    acknowledged.push(user.to_owned());
+}
+
+/// A track event of each of `users` (with `properties`, when given) in the
+/// log by `idfold ingest`, not yet folded; each user joins `acknowledged`.
+fn ingest_tracks(
+    idfold: &Idfold,
+    users: impl IntoIterator<Item = String>,
+    properties: Option<serde_json::Value>,
+    acknowledged: &mut Vec<String>,
+) {
+    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
+    for user in users {
+        let mut event = json!({
+            "type": "track", "message_id": format!("m-{user}"), "workspace_id": "acme",
+            "timestamp": "2026-10-05T12:00:00Z", "user_id": user, "event": "Clicked",
+        });
+        if let Some(properties) = &properties {
+            event["properties"] = properties.clone();
+        }
+        writeln!(lines, "{event}").expect("written");
+        acknowledged.push(user);
+    }
+    idfold.ingest(lines.path());
+}
+
 /// What a full disk looks like from outside while the server runs.
 fn assert_refuses_writes_and_answers_reads(server: &Server, user: &str, read_user: &str) {
     let log = || server.log();
@@ -269,9 +292,7 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
     let server = start(&idfold);
     for i in 0..10 {
         let user = format!("before-{i}");
-        let reply = send(&server, &user);
-        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
-        acknowledged.push(user);
+        send_acknowledged(&server.base, &user, || server.log(), &mut acknowledged);
     }
     wait_for(
         "the first events folded",
@@ -302,17 +323,14 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
     );
     // The refused events, retried as a client does, and new ones.
     for user in ["during-0", "during-1", "after-0"] {
-        let reply = send(&server, user);
-        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
-        acknowledged.push(user.to_owned());
+        send_acknowledged(&server.base, user, || server.log(), &mut acknowledged);
     }
     wait_for(
         "the events after the wait folded",
         || server.log(),
         || profile_status(&server, "after-0") == 200,
     );
-    let (status, log) = server.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    let log = assert_exit_0("serve", server.stop());
     assert!(log.contains("the fold resumes"), "{log}");
 
     // A restart with a little room left (sled opens, writes do not fit):
@@ -326,16 +344,15 @@ fn a_full_disk_is_waited_out_by_serve_and_nothing_acknowledged_is_lost() {
         || server.log(),
         || get(&server.url("/readyz")).status == 200,
     );
-    let reply = send(&server, "restart-0");
-    assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
-    acknowledged.push("restart-0".to_owned());
-    let (status, log) = server.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    send_acknowledged(
+        &server.base,
+        "restart-0",
+        || server.log(),
+        &mut acknowledged,
+    );
+    assert_exit_0("serve", server.stop());
 
-    let mut exported = exported_users(&idfold);
-    exported.sort();
-    acknowledged.sort();
-    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+    assert_all_folded(&idfold, acknowledged);
 }
 
 #[test]
@@ -348,12 +365,9 @@ fn serve_started_on_a_full_disk_waits_to_open_it_and_run_waits_to_fold() {
 
     let server = start(&idfold);
     for user in ["first-0", "first-1"] {
-        let reply = send(&server, user);
-        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
-        acknowledged.push(user.to_owned());
+        send_acknowledged(&server.base, user, || server.log(), &mut acknowledged);
     }
-    let (status, log) = server.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    assert_exit_0("serve", server.stop());
 
     // No room at all: sled cannot even open the directory (it writes to
     // open it). serve says so and waits, rather than exiting.
@@ -381,37 +395,22 @@ fn serve_started_on_a_full_disk_waits_to_open_it_and_run_waits_to_fold() {
         .expect("an address")
         .trim()
         .to_owned();
-    let reply = send_to(&base, "second-0");
-    assert_eq!(reply.status, 200, "{reply:?}\n{}", serve.log());
-    acknowledged.push("second-0".to_owned());
-    let (status, log) = serve.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    send_acknowledged(&base, "second-0", || serve.log(), &mut acknowledged);
+    assert_exit_0("serve", serve.stop());
 
     // Events in the log, not yet folded; a following `run` on a full
     // disk waits, then folds them once there is room.
-    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
-    for user in ["third-0", "third-1"] {
-        let event = json!({
-            "type": "track", "message_id": format!("m-{user}"), "workspace_id": "acme",
-            "timestamp": "2026-10-05T12:00:00Z", "user_id": user, "event": "Clicked",
-        });
-        writeln!(lines, "{event}").expect("written");
-        acknowledged.push(user.to_owned());
-    }
-    idfold.ingest(lines.path());
+    let users = ["third-0", "third-1"].map(str::to_owned);
+    ingest_tracks(&idfold, users, None, &mut acknowledged);
     disk.fill(1024 * 1024);
     let run = Running::spawn(&idfold, &["run"]);
     run.wait_for_line("run saying it waits", "the fold waits for free space");
     disk.free();
     run.wait_for_line("run resuming", "the fold resumes");
     run.wait_for_line("run folding", "folded a batch");
-    let (status, log) = run.stop();
-    assert!(status.success(), "run did not exit 0: {status}\n{log}");
+    assert_exit_0("run", run.stop());
 
-    let mut exported = exported_users(&idfold);
-    exported.sort();
-    acknowledged.sort();
-    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+    assert_all_folded(&idfold, acknowledged);
 }
 
 #[test]
@@ -439,8 +438,7 @@ fn the_disk_reserve_is_a_setting() {
         "{ready:?}"
     );
     assert_eq!(get(&server.url("/healthz")).status, 200);
-    let (status, log) = server.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
+    assert_exit_0("serve", server.stop());
 }
 
 /// With no reserve, sled itself runs into the full disk and then refuses
@@ -455,19 +453,10 @@ fn when_sled_itself_hits_the_full_disk_serve_stops_for_a_restart_and_loses_nothi
     let config = config.to_str().expect("UTF-8 path");
 
     // Acknowledged, in the log, not yet folded.
-    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
     let mut acknowledged = Vec::new();
-    for i in 0..3000 {
-        let user = format!("u-{i}");
-        let event = json!({
-            "type": "track", "message_id": format!("m-{user}"), "workspace_id": "acme",
-            "timestamp": "2026-10-05T12:00:00Z", "user_id": user, "event": "Clicked",
-            "properties": {"note": "x".repeat(200)},
-        });
-        writeln!(lines, "{event}").expect("written");
-        acknowledged.push(user);
-    }
-    idfold.ingest(lines.path());
+    let users = (0..3000).map(|i| format!("u-{i}"));
+    let properties = json!({"note": "x".repeat(200)});
+    ingest_tracks(&idfold, users, Some(properties), &mut acknowledged);
     // Room for sled to open, not for the fold's state.
     disk.fill(768 * 1024);
     let serve = Running::spawn(
@@ -507,10 +496,6 @@ fn when_sled_itself_hits_the_full_disk_serve_stops_for_a_restart_and_loses_nothi
         || server.log(),
         || profile_status(&server, "u-2999") == 200,
     );
-    let (status, log) = server.stop();
-    assert!(status.success(), "serve did not exit 0: {status}\n{log}");
-    let mut exported = exported_users(&idfold);
-    exported.sort();
-    acknowledged.sort();
-    assert_eq!(exported, acknowledged, "every acknowledged event is folded");
+    assert_exit_0("serve", server.stop());
+    assert_all_folded(&idfold, acknowledged);
 }

@@ -40,6 +40,22 @@ fn connect(server: &Server) -> TcpStream {
     stream
 }
 
+/// A connection sending acme's events to `/v1/events`, its 100-byte body
+/// stopped after its first byte.
+fn trickling_events(server: &Server) -> TcpStream {
+    let mut stream = connect(server);
+    stream
+        .write_all(
+            format!(
+                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n[",
+                basic(ACME_KEY)
+            )
+            .as_bytes(),
+        )
+        .expect("sent");
+    stream
+}
+
 /// Reads until the server closes the connection; what it sent.
 fn read_to_close(stream: &mut TcpStream) -> String {
     let mut seen = Vec::new();
@@ -138,16 +154,7 @@ fn slow_clients_of_every_shape_cannot_stop_others_being_served() {
     half_headers
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .expect("sent");
-    let mut trickled = connect(&server);
-    trickled
-        .write_all(
-            format!(
-                "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n[",
-                basic(ACME_KEY)
-            )
-            .as_bytes(),
-        )
-        .expect("sent");
+    let mut trickled = trickling_events(&server);
     // A trickled body to a route whose body an extractor reads.
     let mut trickled_read_api = connect(&server);
     trickled_read_api
@@ -290,17 +297,7 @@ fn one_workspace_s_slow_bodies_leave_another_s_requests_answered() {
     );
     let mut slow = Vec::new();
     for _ in 0..256 {
-        let mut stream = connect(&server);
-        stream
-            .write_all(
-                format!(
-                    "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n[",
-                    basic(ACME_KEY)
-                )
-                .as_bytes(),
-            )
-            .expect("sent");
-        slow.push(stream);
+        slow.push(trickling_events(&server));
     }
     // Every acme request is being read (the one the server took last is
     // past the body's first byte, since connections are served in order).

@@ -432,16 +432,7 @@ impl Follower {
         let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = spawn_on_kafka(idfold, topics, &args, Stdio::piped());
-        let stderr = child.stderr.take().expect("piped");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = harness::collect_stderr(&mut child);
         let mut follower = Follower {
             child: Some(child),
             log,
@@ -461,7 +452,7 @@ impl Follower {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        harness::collected(&self.log)
     }
 
     fn alive(&mut self) -> bool {
@@ -504,22 +495,15 @@ impl Follower {
     /// SIGTERM; exit status and the whole log.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        let status = child.wait().expect("reaped");
-        std::thread::sleep(Duration::from_millis(100));
+        let status =
+            harness::signal_and_wait(&mut child, "TERM", None, "idfold run", || self.log());
         (status, self.log())
     }
 }
 
 impl Drop for Follower {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        harness::kill_and_reap(&mut self.child);
     }
 }
 

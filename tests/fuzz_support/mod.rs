@@ -347,3 +347,23 @@ pub fn junk() -> impl Strategy<Value = Vec<u8>> {
         "[\\[\\]{}\":,0-9a-z \\\\nul-]{0,200}".prop_map(String::into_bytes),
     ]
 }
+
+/// The proptest settings of every fuzz test: 256 cases, no failure files.
+pub fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// The sample events (`tests/fixtures/sample.ndjson`), one a line.
+pub const SAMPLE: &str = include_str!("../fixtures/sample.ndjson");
+
+/// The sample's lines that are JSON.
+pub fn sample_documents() -> Vec<Value> {
+    SAMPLE
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}

@@ -2,14 +2,14 @@
 //! address read from its log, stopped (SIGTERM, then SIGKILL) on drop; and
 //! a small HTTP client around ureq.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use super::{Idfold, BIN};
+use super::{kill_and_reap, signal_and_wait, Idfold, BIN};
 
 pub struct Server {
     child: Option<Child>,
@@ -57,16 +57,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("idfold serve starts");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = super::collect_stderr(&mut child);
         let mut server = Server {
             child: Some(child),
             base: String::new(),
@@ -113,26 +104,14 @@ impl Server {
 
     /// What serve wrote to stderr so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        super::collected(&self.log)
     }
 
     /// SIGTERM, and the exit status (within 60 s) and the whole log.
     pub fn stop(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
-        signal(&child, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waitable") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("idfold serve did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // Let the reader thread take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
+        let within = Some(Duration::from_secs(60));
+        let status = signal_and_wait(&mut child, "TERM", within, "idfold serve", || self.log());
         (status, self.log())
     }
 }
@@ -141,28 +120,16 @@ impl Server {
     /// SIGKILL: no shutdown path runs.
     pub fn kill(mut self) -> String {
         if let Some(mut child) = self.child.take() {
-            signal(&child, "KILL");
-            let _ = child.wait();
+            signal_and_wait(&mut child, "KILL", None, "idfold serve", || self.log());
         }
-        std::thread::sleep(Duration::from_millis(100));
         self.log()
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
-}
-
-fn signal(child: &Child, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status();
 }
 
 /// An HTTP answer: status, JSON body (Null when not JSON), Retry-After.

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -76,6 +79,77 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `child`'s stderr (piped), collected line by line by a thread.
+pub fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
+}
+
+/// What `collect_stderr` collected so far.
+pub fn collected(log: &Mutex<String>) -> String {
+    log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Sends SIG`name` (`TERM`, `KILL`) to `child`, unless it has exited.
+pub fn signal(child: &mut Child, name: &str) {
+    if matches!(child.try_wait(), Ok(None)) {
+        Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+    }
+}
+
+/// `signal`, then `child`'s exit status: waited for within `within` when
+/// given (past it, `child` is killed and the test fails saying `what` did
+/// not stop, with `log()`), then 100 ms more for the thread of
+/// `collect_stderr` to take the last lines.
+pub fn signal_and_wait(
+    child: &mut Child,
+    name: &str,
+    within: Option<Duration>,
+    what: &str,
+    log: impl Fn() -> String,
+) -> ExitStatus {
+    signal(child, name);
+    let status = match within {
+        None => child.wait().expect("reaped"),
+        Some(within) => {
+            let deadline = Instant::now() + within;
+            loop {
+                if let Some(status) = child.try_wait().expect("waitable") {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("{what} did not stop on SIG{name}:\n{}", log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    status
+}
+
+/// Kills and reaps the child, if any (for `Drop`).
+pub fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

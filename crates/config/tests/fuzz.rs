@@ -123,16 +123,8 @@ fn edited(text: &str, edits: &[LineEdit]) -> String {
     lines.join("\n")
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_support::config())]
 
     #[test]
     fn a_file_with_any_value_changed_is_read_or_explained(changes in fuzz_support::mutations()) {

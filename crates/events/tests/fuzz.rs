@@ -14,20 +14,10 @@ use idfold_events::{
     validate_value, ErasureRequest, Event, Identifier, LogPayload, ReasonCode, Rejection,
 };
 use proptest::prelude::*;
-use serde_json::Value;
-
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
-
-fn documents() -> Vec<Value> {
-    SAMPLE
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
 
 /// Events the sample holds, as the log stores them (Avro).
 fn encoded_events() -> Vec<Vec<u8>> {
-    SAMPLE
+    fuzz_support::SAMPLE
         .lines()
         .filter_map(|line| decode_json(line.as_bytes()).ok())
         .map(|event| encode_avro(&event))
@@ -69,14 +59,6 @@ fn check(bytes: &[u8]) {
     }
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// Records of the canonical log: events, and erasure requests.
 fn log_records() -> Vec<Vec<u8>> {
     let mut records = encoded_events();
@@ -96,7 +78,7 @@ fn log_records() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_support::config())]
 
     #[test]
     fn mutated_log_records_decode_or_are_rejected_with_a_code(
@@ -133,7 +115,7 @@ proptest! {
 
     #[test]
     fn mutated_events_are_accepted_whole_or_rejected_with_a_code(
-        document in prop::sample::select(documents()),
+        document in prop::sample::select(fuzz_support::sample_documents()),
         changes in mutations(),
     ) {
         check(&mutated(&document, &changes));

@@ -5,6 +5,8 @@
 //! never a 5xx, and every 4xx is JSON with a known `code` and a `message`.
 //! The log behind the router is the real embedded one, on disk.
 
+#[path = "../../../tests/fuzz_support/http.rs"]
+mod fuzz_http;
 #[path = "../../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -14,9 +16,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use fuzz_http::{Answer, Served};
 use fuzz_support::{junk, mutated_from};
-use http_body_util::BodyExt;
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::ReasonCode;
 use idfold_intake::{
@@ -25,12 +26,10 @@ use idfold_intake::{
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const WRITE_KEY: &str = "wk_acme_fuzz_0123456789";
 /// `WRITE_KEY:` in base64, as HTTP Basic sends it.
 const BASIC: &str = "Basic d2tfYWNtZV9mdXp6XzAxMjM0NTY3ODk6";
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
 
 /// The codes the intake answers with (the README's list).
 fn known_code(code: &str) -> bool {
@@ -46,14 +45,9 @@ fn known_code(code: &str) -> bool {
             "not_found",
             "method_not_allowed",
             "overloaded",
-            "bad_request",
-            "unprocessable",
-            "unsupported_media_type",
-            "uri_too_long",
-            "headers_too_large",
-            "request_timeout",
         ]
         .contains(&code)
+        || fuzz_http::FRAMEWORK_CODES.contains(&code)
 }
 
 struct Ready;
@@ -65,119 +59,52 @@ impl Readiness for Ready {
 }
 
 /// The router over a real embedded log in a temporary directory.
-struct Intake {
-    router: Router,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-impl Intake {
-    fn new() -> Intake {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
-        let log: SharedEventSink = Arc::new(EmbeddedLog::open(&data).expect("log"));
-        let letters: SharedDeadLetterSink =
-            Arc::new(DeadLetterStore::open(&data).expect("dead letters"));
-        let (writer, _thread) =
-            DurableWriter::start(log, letters, 128, Duration::from_secs(30)).expect("writer");
-        let keys = AccessConfig {
-            workspaces: vec![WorkspaceAccess {
-                id: "acme".into(),
-                write_keys: vec![WRITE_KEY.into()],
-                read_tokens: vec![],
-            }],
-        }
-        .write_keys()
-        .expect("keys");
-        let state = IntakeState::new(keys, writer, Box::new(Ready), Limits::default(), || {
-            1_772_359_205_000_000_000
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        Intake {
-            router: router(state),
-            runtime,
-            _dir: dir,
-        }
+fn intake() -> Served {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
+    let log: SharedEventSink = Arc::new(EmbeddedLog::open(&data).expect("log"));
+    let letters: SharedDeadLetterSink =
+        Arc::new(DeadLetterStore::open(&data).expect("dead letters"));
+    let (writer, _thread) =
+        DurableWriter::start(log, letters, 128, Duration::from_secs(30)).expect("writer");
+    let keys = AccessConfig {
+        workspaces: vec![WorkspaceAccess {
+            id: "acme".into(),
+            write_keys: vec![WRITE_KEY.into()],
+            read_tokens: vec![],
+        }],
     }
-
-    /// The answer's status, content type and body.
-    fn send(&self, request: Request<Body>) -> (StatusCode, Option<String>, Vec<u8>) {
-        self.runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .unwrap_or_else(|never| match never {});
-            let status = response.status();
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().to_vec())
-                .unwrap_or_default();
-            (status, content_type, body)
-        })
-    }
+    .write_keys()
+    .expect("keys");
+    let state = IntakeState::new(keys, writer, Box::new(Ready), Limits::default(), || {
+        1_772_359_205_000_000_000
+    });
+    Served::new(router(state), dir, usize::MAX)
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
-fn assert_answer(what: &str, (status, content_type, body): &(StatusCode, Option<String>, Vec<u8>)) {
+fn assert_answer(what: &str, answer: &Answer) {
+    let Some(value) = fuzz_http::client_error_json(what, answer) else {
+        return;
+    };
+    let status = answer.0;
+    // An error answer, or a per-item report that rejected everything
+    // (README: its status is the first rejection's).
+    let errors: Vec<&Value> = match value.get("errors").and_then(Value::as_array) {
+        Some(items) => items.iter().collect(),
+        None => vec![value.get("error").unwrap_or(&value)],
+    };
     assert!(
-        !status.is_server_error(),
-        "{what}: {status} {}",
-        String::from_utf8_lossy(body)
+        !errors.is_empty(),
+        "{what}: {status} names no error: {value}"
     );
-    if status.is_client_error() {
-        assert!(
-            content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json")),
-            "{what}: {status} as {content_type:?}: {}",
-            String::from_utf8_lossy(body)
-        );
-        let value: Value = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{what}: {status} body is not JSON ({e})"));
-        // An error answer, or a per-item report that rejected everything
-        // (README: its status is the first rejection's).
-        let errors: Vec<&Value> = match value.get("errors").and_then(Value::as_array) {
-            Some(items) => items.iter().collect(),
-            None => vec![value.get("error").unwrap_or(&value)],
-        };
-        assert!(
-            !errors.is_empty(),
-            "{what}: {status} names no error: {value}"
-        );
-        for error in errors {
-            let code = error["code"].as_str().unwrap_or_default();
-            assert!(
-                known_code(code),
-                "{what}: {status} with code {code:?}: {value}"
-            );
-            assert!(
-                error["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.trim().is_empty()),
-                "{what}: {status} without a message: {value}"
-            );
-        }
+    for error in errors {
+        fuzz_http::assert_coded(what, status, error, &value, known_code);
     }
 }
 
 fn documents() -> Vec<Value> {
-    let events: Vec<Value> = SAMPLE
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let events: Vec<Value> = fuzz_support::sample_documents();
     let segment = vec![
         json!({"type": "identify", "userId": "u1", "anonymousId": "d1", "messageId": "m1",
                "traits": {"email": "ann@example.com"}, "timestamp": "2026-03-01T09:00:00Z"}),
@@ -318,14 +245,6 @@ fn request(
         .expect("a valid request")
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 /// A document with the route that takes it, or any route of the intake.
 fn addressed_documents() -> Vec<(&'static str, Value)> {
     let documents = documents();
@@ -365,8 +284,8 @@ fn route_and_body() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
 
 #[test]
 fn any_request_to_an_intake_route_gets_a_coded_answer_never_a_5xx() {
-    let intake = Intake::new();
-    proptest!(config(), |(
+    let intake = intake();
+    proptest!(fuzz_support::config(), |(
         (route, body) in route_and_body(),
         auth in authorization(),
         encoding in encoding(),
@@ -380,7 +299,7 @@ fn any_request_to_an_intake_route_gets_a_coded_answer_never_a_5xx() {
 fn valid_documents_on_their_routes_are_accepted_plain_or_gzipped() {
     // The fuzz above must reach past authentication and parsing: the
     // documents it mutates are accepted as they are.
-    let intake = Intake::new();
+    let intake = intake();
     for (route, document) in [
         ("/v1/events", documents()[0].clone()),
         ("/v1/events", documents()[documents().len() - 7].clone()),
@@ -407,8 +326,8 @@ fn valid_documents_on_their_routes_are_accepted_plain_or_gzipped() {
 /// what passes today (the intake has JSON fallbacks for 404 and 405).
 #[test]
 fn any_path_and_method_gets_a_coded_answer_never_a_5xx() {
-    let intake = Intake::new();
-    proptest!(config(), |(
+    let intake = intake();
+    proptest!(fuzz_support::config(), |(
         method in method(),
         path in path(),
         auth in authorization(),
@@ -426,7 +345,7 @@ fn any_path_and_method_gets_a_coded_answer_never_a_5xx() {
 /// only, which the fuzz tests above accept.
 #[test]
 fn framework_errors_have_code_and_message_at_the_top() {
-    let intake = Intake::new();
+    let intake = intake();
     for (method, path) in [
         (Method::GET, "/v1/events"),
         (Method::PUT, "/v1/batch"),
@@ -450,8 +369,8 @@ fn framework_errors_have_code_and_message_at_the_top() {
 fn gzip_bodies_are_held_to_the_limit_after_decoding() {
     // Compressed small, decoded large (a gzip bomb), or just under: the
     // limit counts decoded bytes, and nothing past it is a 5xx.
-    let intake = Intake::new();
-    proptest!(config(), |(
+    let intake = intake();
+    proptest!(fuzz_support::config(), |(
         decoded_len in prop_oneof![0usize..2_048, 500_000usize..530_000, 1usize..4_000_000],
         byte in any::<u8>(),
         route in prop::sample::select(&["/v1/events", "/v1/batch", "/v1/track"][..]),

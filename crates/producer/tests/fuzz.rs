@@ -13,16 +13,6 @@ use fuzz_support::{junk, mutated_from};
 use idfold_events::{decode_log_payload, ReasonCode};
 use idfold_producer::{validate, NdjsonReader, RawInput, MAX_LINE_BYTES};
 use proptest::prelude::*;
-use serde_json::Value;
-
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
-
-fn documents() -> Vec<Value> {
-    SAMPLE
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
 
 /// What the framing must give: (line number, bytes) of each line that is
 /// not blank, without its `\n` and one trailing `\r`.
@@ -74,16 +64,8 @@ fn ndjson_like() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|parts| parts.concat())
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_support::config())]
 
     #[test]
     fn framing_gives_every_line_once_in_order_whatever_the_chunks(
@@ -104,7 +86,7 @@ proptest! {
     #[test]
     fn every_input_is_counted_once_and_every_accepted_record_reads_back(
         inputs in prop::collection::vec(
-            prop_oneof![junk(), mutated_from(documents())],
+            prop_oneof![junk(), mutated_from(fuzz_support::sample_documents())],
             1..6,
         ),
     ) {

@@ -9,6 +9,8 @@
 //! that is no route) are in `framework_errors_are_coded_json`, which is
 //! compiled and enabled once the framework's errors are JSON (issue 13).
 
+#[path = "../../../tests/fuzz_support/http.rs"]
+mod fuzz_http;
 #[path = "../../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use fuzz_http::{Answer, Served};
 use idfold_access::{AccessConfig, WorkspaceAccess};
 use idfold_events::{decode_json, encode_avro};
 use idfold_log::{DataDir, EmbeddedLog, EventSink, LogEntry};
@@ -25,13 +27,11 @@ use idfold_projector::{FoldOptions, Projector, StateStore};
 use idfold_read_api::{router, ErasureLog, ReadState, SegmentStore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const TOKEN: &str = "rt_acme_fuzz_0123456789";
 const OTHER_TOKEN: &str = "rt_globex_fuzz_0123456789";
-const SAMPLE: &str = include_str!("../../../tests/fixtures/sample.ndjson");
 
-/// The codes the read API answers with (README).
+/// The codes the read API answers with (README), besides the framework's.
 const CODES: &[&str] = &[
     "missing_token",
     "invalid_token",
@@ -44,130 +44,63 @@ const CODES: &[&str] = &[
     "invalid_field",
     "overloaded",
     "cross_origin",
-    // The framework's own answers, made JSON by the intake's error layer.
-    "bad_request",
-    "unprocessable",
-    "unsupported_media_type",
-    "uri_too_long",
-    "headers_too_large",
-    "request_timeout",
 ];
 
-struct ReadApi {
-    router: Router,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-impl ReadApi {
-    /// The sample folded into a fresh data directory, served.
-    fn new() -> ReadApi {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
-        let log = Arc::new(EmbeddedLog::open(&data).expect("log"));
-        let entries: Vec<LogEntry> = SAMPLE
-            .lines()
-            .filter_map(|line| decode_json(line.as_bytes()).ok())
-            .map(|event| LogEntry {
-                key: event.workspace_id.clone(),
-                payload: encode_avro(&event),
-            })
-            .collect();
-        assert!(entries.len() > 10, "the sample holds events");
-        log.append(&entries).expect("appended");
-        let mut projector = Projector::open(&data, FoldOptions::default()).expect("projector");
-        projector.store().bind_log("embedded").expect("bound");
-        projector.fold_until_idle(&*log, |_| {}).expect("folded");
-        let tokens = AccessConfig {
-            workspaces: vec![
-                WorkspaceAccess {
-                    id: "acme".into(),
-                    write_keys: vec![],
-                    read_tokens: vec![TOKEN.into()],
-                },
-                WorkspaceAccess {
-                    id: "globex".into(),
-                    write_keys: vec![],
-                    read_tokens: vec![OTHER_TOKEN.into()],
-                },
-            ],
-        }
-        .read_tokens()
-        .expect("tokens");
-        let state = ReadState::new(
-            tokens,
-            StateStore::open(&data).expect("store"),
-            SegmentStore::open(&data).expect("segments"),
-            || 1_772_359_205_000_000_000,
-            Some(ErasureLog::new(log, true)),
-            None,
-            idfold_read_api::DashboardSettings::default(),
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        ReadApi {
-            // As `serve` assembles it: framework errors in JSON too.
-            router: router(state).layer(axum::middleware::from_fn(idfold_intake::json_errors)),
-            runtime,
-            _dir: dir,
-        }
-    }
-
-    fn send(&self, request: Request<Body>) -> (StatusCode, Option<String>, Vec<u8>) {
-        self.runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .unwrap_or_else(|never| match never {});
-            let status = response.status();
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-                .await
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            (status, content_type, body)
+/// The sample folded into a fresh data directory, served.
+fn read_api() -> Served {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = DataDir::open(dir.path(), Duration::ZERO).expect("data directory");
+    let log = Arc::new(EmbeddedLog::open(&data).expect("log"));
+    let entries: Vec<LogEntry> = fuzz_support::SAMPLE
+        .lines()
+        .filter_map(|line| decode_json(line.as_bytes()).ok())
+        .map(|event| LogEntry {
+            key: event.workspace_id.clone(),
+            payload: encode_avro(&event),
         })
+        .collect();
+    assert!(entries.len() > 10, "the sample holds events");
+    log.append(&entries).expect("appended");
+    let mut projector = Projector::open(&data, FoldOptions::default()).expect("projector");
+    projector.store().bind_log("embedded").expect("bound");
+    projector.fold_until_idle(&*log, |_| {}).expect("folded");
+    let tokens = AccessConfig {
+        workspaces: vec![
+            WorkspaceAccess {
+                id: "acme".into(),
+                write_keys: vec![],
+                read_tokens: vec![TOKEN.into()],
+            },
+            WorkspaceAccess {
+                id: "globex".into(),
+                write_keys: vec![],
+                read_tokens: vec![OTHER_TOKEN.into()],
+            },
+        ],
     }
+    .read_tokens()
+    .expect("tokens");
+    let state = ReadState::new(
+        tokens,
+        StateStore::open(&data).expect("store"),
+        SegmentStore::open(&data).expect("segments"),
+        || 1_772_359_205_000_000_000,
+        Some(ErasureLog::new(log, true)),
+        None,
+        idfold_read_api::DashboardSettings::default(),
+    );
+    // As `serve` assembles it: framework errors in JSON too.
+    let router = router(state).layer(axum::middleware::from_fn(idfold_intake::json_errors));
+    Served::new(router, dir, 64 << 20)
 }
 
 /// Never a 5xx; a 4xx is JSON with a known `code` and a `message`.
-fn assert_answer(what: &str, (status, content_type, body): &(StatusCode, Option<String>, Vec<u8>)) {
-    assert!(
-        !status.is_server_error(),
-        "{what}: {status} {}",
-        String::from_utf8_lossy(body)
-    );
-    if status.is_client_error() {
-        assert!(
-            content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("application/json")),
-            "{what}: {status} as {content_type:?}: {}",
-            String::from_utf8_lossy(body)
-        );
-        let value: Value = serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{what}: {status} body is not JSON ({e})"));
+fn assert_answer(what: &str, answer: &Answer) {
+    if let Some(value) = fuzz_http::client_error_json(what, answer) {
         let error = value.get("error").unwrap_or(&value);
-        let code = error["code"].as_str().unwrap_or_default();
-        assert!(
-            CODES.contains(&code),
-            "{what}: {status} with code {code:?}: {value}"
-        );
-        assert!(
-            error["message"]
-                .as_str()
-                .is_some_and(|m| !m.trim().is_empty()),
-            "{what}: {status} without a message: {value}"
-        );
+        fuzz_http::assert_coded(what, answer.0, error, &value, |code| {
+            CODES.contains(&code) || fuzz_http::FRAMEWORK_CODES.contains(&code)
+        });
     }
 }
 
@@ -314,18 +247,10 @@ fn request(method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Requ
     builder.body(Body::from(body)).expect("a valid request")
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 #[test]
 fn any_read_request_gets_a_coded_answer_never_a_5xx() {
-    let api = ReadApi::new();
-    proptest!(config(), |((method, uri) in route(), auth in authorization())| {
+    let api = read_api();
+    proptest!(fuzz_support::config(), |((method, uri) in route(), auth in authorization())| {
         let answer = api.send(request(method.clone(), &uri, auth.as_deref(), Vec::new()));
         assert_answer(&format!("{method} {uri}"), &answer);
     });
@@ -333,13 +258,13 @@ fn any_read_request_gets_a_coded_answer_never_a_5xx() {
 
 #[test]
 fn any_segment_filter_is_stored_or_refused_with_a_code() {
-    let api = ReadApi::new();
+    let api = read_api();
     let body = prop_oneof![
         1 => prop::sample::select(filters()).prop_map(|f| serde_json::to_vec(&f).unwrap_or_default()),
         4 => fuzz_support::mutated_from(filters()),
         1 => fuzz_support::junk(),
     ];
-    proptest!(config(), |(name in segment(), body in body, auth in authorization())| {
+    proptest!(fuzz_support::config(), |(name in segment(), body in body, auth in authorization())| {
         let uri = format!("/v1/workspaces/acme/segments/{name}");
         let answer = api.send(request(Method::PUT, &uri, auth.as_deref(), body));
         assert_answer(&format!("PUT {uri}"), &answer);
@@ -355,7 +280,7 @@ fn any_segment_filter_is_stored_or_refused_with_a_code() {
 fn the_fuzzed_routes_answer_real_data() {
     // The fuzz above must reach past authentication: the sample's people
     // are found with the token of their workspace.
-    let api = ReadApi::new();
+    let api = read_api();
     let bearer = format!("Bearer {TOKEN}");
     for uri in [
         "/v1/workspaces/acme/mau?month=2026-02",
@@ -387,7 +312,7 @@ fn the_fuzzed_routes_answer_real_data() {
 /// README says every error answer is.
 #[test]
 fn framework_errors_are_coded_json() {
-    let api = ReadApi::new();
+    let api = read_api();
     let bearer = format!("Bearer {TOKEN}");
     for (method, uri, body) in [
         (Method::GET, "/v1/workspaces/acme/profiles/user:%FF%FE", ""),

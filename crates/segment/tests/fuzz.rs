@@ -105,16 +105,8 @@ fn check_batch(bytes: &[u8]) {
     }
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz_support::config())]
 
     #[test]
     fn any_json_through_any_call_is_translated_or_rejected_with_a_code(
