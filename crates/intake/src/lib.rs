@@ -5,6 +5,9 @@
 //! the accepted events and the dead-letter store the rejected ones
 //! (group-committed by one writer thread). When the log cannot keep up, or
 //! is down, the answer is 503 with Retry-After, and memory stays bounded.
+//! `server` runs the connections (timeouts, a cap) so that no client, however
+//! slow, holds what others need; `scrub` keeps write keys out of dead
+//! letters; `http_errors` makes every error answer JSON with a code.
 
 mod body;
 mod durable;

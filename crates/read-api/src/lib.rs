@@ -2,8 +2,11 @@
 //! profiles looked up by any identifier, survey responses, and targeting
 //! segments, read straight from the fold's sled state while it keeps
 //! folding; erasure, which goes through the log like events do; and the
-//! dashboard at `/`, plain HTML rendered from the same store. Every route is per workspace, behind
-//! a read token of that workspace.
+//! dashboard at `/`, plain HTML rendered from the same store, signed in
+//! through server-side sessions (`session`). Every route is per workspace,
+//! behind a read token of that workspace; scans are bounded per workspace.
+//! `headers` sets what every answer of the server carries (nosniff,
+//! no-store, no framing).
 
 mod dashboard;
 mod erasure;
