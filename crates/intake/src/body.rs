@@ -278,6 +278,17 @@ fn gunzip(compressed: &[u8], limit: usize) -> Option<Result<Vec<u8>, IntakeError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A runtime with timers, for the body readers' futures.
+    fn test_runtime() -> tokio::runtime::Runtime {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        let Ok(runtime) = runtime else {
+            panic!("no runtime")
+        };
+        runtime
+    }
     use std::io::Write;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -292,12 +303,7 @@ mod tests {
         limit: usize,
     ) -> Result<Vec<u8>, IntakeError> {
         let header = encoding.map(HeaderValue::from_static);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build();
-        let Ok(runtime) = runtime else {
-            panic!("no runtime")
-        };
+        let runtime = test_runtime();
         runtime
             .block_on(read_body(
                 Body::from(bytes),
@@ -334,12 +340,7 @@ mod tests {
 
     #[test]
     fn a_body_that_stops_mid_way_times_out_with_what_came() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build();
-        let Ok(runtime) = runtime else {
-            panic!("no runtime")
-        };
+        let runtime = test_runtime();
         use futures_util::StreamExt;
         let first = futures_util::stream::once(async {
             Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"[{\"a\""))
@@ -365,12 +366,7 @@ mod tests {
     #[test]
     fn a_timed_body_that_stalls_is_a_body_timeout_to_the_reader() {
         use futures_util::StreamExt;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build();
-        let Ok(runtime) = runtime else {
-            panic!("no runtime")
-        };
+        let runtime = test_runtime();
         let first = futures_util::stream::once(async {
             Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{"))
         });
