@@ -50,16 +50,19 @@ const PURGE_SCAN_BATCH: usize = 10_000;
 pub struct FoldOptions {
     /// Log records per batch (one atomic commit each).
     pub batch_size: usize,
-    /// Accepted events kept in memory across resident workspaces; a single
-    /// workspace larger than this is still held whole while it is folded.
-    pub max_resident_events: usize,
+    /// Bytes the fold keeps resident (its caches); sled's own page cache
+    /// is sized from it too.
+    pub memory_budget: u64,
 }
+
+/// The default `fold.memory_budget`: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 512 * 1024 * 1024;
 
 impl Default for FoldOptions {
     fn default() -> Self {
         FoldOptions {
             batch_size: 20_000,
-            max_resident_events: 2_000_000,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -490,7 +493,9 @@ impl Projector {
 
     fn evict(&mut self) {
         let mut resident = self.cache.resident_events();
-        if resident <= self.options.max_resident_events {
+        // v1 holds ~700 bytes per resident event.
+        let max_resident_events = (self.options.memory_budget / 700) as usize;
+        if resident <= max_resident_events {
             return;
         }
         let mut by_age: Vec<(u64, String, usize)> = self
@@ -501,7 +506,7 @@ impl Projector {
             .collect();
         by_age.sort();
         for (_, w, events) in by_age {
-            if resident <= self.options.max_resident_events {
+            if resident <= max_resident_events {
                 break;
             }
             // Every resident workspace is clean after a commit: dropping it loses nothing.

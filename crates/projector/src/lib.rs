@@ -14,7 +14,9 @@ mod workspace;
 
 pub use erasure::{ErasureRecord, RetainedMau};
 pub use error::ProjectorError;
-pub use fold::{BatchReport, ChangeSink, FoldOptions, Projector, WorkspaceCache};
+pub use fold::{
+    BatchReport, ChangeSink, FoldOptions, Projector, WorkspaceCache, DEFAULT_MEMORY_BUDGET,
+};
 pub use mau::{MauRow, MonthlyActiveUsers};
 pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};
