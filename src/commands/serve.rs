@@ -274,7 +274,7 @@ pub fn run(
             let follow_dir = dir.clone();
             let follow_fold = FoldArgs {
                 batch_size: fold.batch_size,
-                memory_budget: (fold.max_resident_events as u64).saturating_mul(700),
+                max_resident_events: fold.max_resident_events,
             };
             let stages = args.stages;
             // This instance among the others: what its fold holds, said
