@@ -279,7 +279,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
 pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
     let dir = data.open_existing()?;
     let log = EmbeddedLog::open(&dir)?;
-    let mut projector = Projector::open(&dir, options(args))?;
+    let mut projector = Projector::open_for_rebuild(&dir, options(args))?;
     let progress = super::progress::records("rebuilding", log.end_offset(0)?);
     let total = projector.rebuild(&log, |batch| progress.inc(batch.read as u64))?;
     progress.finish_and_clear();

@@ -128,6 +128,17 @@ fn fold_stage(
     FoldStage::new(settings, projector, fold.batch_size.max(1), ownership)
 }
 
+/// The same, on a projection of any format: a rebuild replaces it.
+fn rebuild_stage(
+    settings: &KafkaSettings,
+    dir: &DataDir,
+    fold: &FoldArgs,
+    ownership: Arc<Ownership>,
+) -> Result<FoldStage, KafkaStageError> {
+    let projector = Projector::open_for_rebuild(dir, options(fold))?;
+    FoldStage::new(settings, projector, fold.batch_size.max(1), ownership)
+}
+
 /// `serve`'s place among several instances: what its fold holds, said on
 /// `P.instances` under `instance` with the `url` its API answers at.
 #[derive(Debug, Clone)]
@@ -266,13 +277,15 @@ pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::R
         Patience::OnceStarted,
         settings.topic_grace,
         |first| {
-            let stage = fold_stage(&settings, &dir, fold, Arc::default())?;
             // Cleared once: a stage built again after a fault goes on
             // from what the rebuild folded so far.
             if first {
+                let stage = rebuild_stage(&settings, &dir, fold, Arc::default())?;
                 stage.clear_state()?;
+                Ok(stage)
+            } else {
+                fold_stage(&settings, &dir, fold, Arc::default())
             }
-            Ok(stage)
         },
         |stage| stage.run(RunMode::UntilIdle, &stop, |_| {}),
     )?

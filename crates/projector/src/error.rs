@@ -12,6 +12,8 @@ pub enum ProjectorError {
     Corrupt { key: String, detail: String },
     #[error("this data directory holds the fold of the {folds} log, not of the {asked} log; use another --data directory, or `idfold rebuild` it")]
     OtherLog { folds: String, asked: String },
+    #[error("this data directory holds a projection written by an older idfold (fold format {found}, this one reads {reads}); the log is the truth: run `idfold rebuild` to refold the projection from it")]
+    NeedsRebuild { found: String, reads: String },
 }
 
 /// sled's errors are classified by the log's one rule: a full disk becomes
@@ -37,7 +39,8 @@ impl ProjectorError {
             ProjectorError::Storage(_)
             | ProjectorError::Corrupt { .. }
             | ProjectorError::Output(_)
-            | ProjectorError::OtherLog { .. } => false,
+            | ProjectorError::OtherLog { .. }
+            | ProjectorError::NeedsRebuild { .. } => false,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Drives the fold from a log: read a batch from the stored position, apply
-//! it to resident workspaces, and commit the changed keys together with the
-//! new position. Workspaces stay in memory up to a bound, least recently
-//! used first out; an evicted one reloads from its stored chunks.
+//! it to the workspaces' states (which read from sled what the batch
+//! touches), and commit the changed keys together with the new position.
+//! What the states cache stays within the memory budget, least recently
+//! used first out; an evicted entry is read again when next needed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -13,6 +14,7 @@ use idfold_telemetry::names;
 use crate::erasure::ErasureRecord;
 use crate::error::ProjectorError;
 use crate::record::FoldRecord;
+use crate::state::MessageHash;
 use crate::store::{Checkpoint, StateStore};
 use crate::workspace::{Applied, WorkspaceChanges, WorkspaceState};
 
@@ -95,17 +97,12 @@ impl BatchReport {
     }
 }
 
-#[derive(Debug)]
-struct Resident {
-    state: WorkspaceState,
-    last_used: u64,
-}
-
-/// The workspaces held in memory, kept across reopenings of the data
-/// directory (a following `run` lets go of it between polls).
+/// The workspaces' states (each a cache of what its events touched), kept
+/// across reopenings of the data directory (a following `run` lets go of
+/// it between polls).
 #[derive(Debug, Default)]
 pub struct WorkspaceCache {
-    resident: HashMap<String, Resident>,
+    resident: HashMap<String, WorkspaceState>,
     /// The store's epoch these states were loaded at; a rebuild changes it.
     epoch: u64,
     /// The position each partition was at after this cache's last commit:
@@ -117,8 +114,11 @@ pub struct WorkspaceCache {
 }
 
 impl WorkspaceCache {
-    fn resident_events(&self) -> usize {
-        self.resident.values().map(|r| r.state.event_count()).sum()
+    fn resident_bytes(&self) -> usize {
+        self.resident
+            .values()
+            .map(WorkspaceState::resident_bytes)
+            .sum()
     }
 }
 
@@ -156,6 +156,23 @@ pub struct Projector {
 impl Projector {
     pub fn open(dir: &DataDir, options: FoldOptions) -> Result<Projector, ProjectorError> {
         Projector::with_cache(dir, options, WorkspaceCache::default())
+    }
+
+    /// Opens a projection of any format, to [`Projector::rebuild`] it.
+    pub fn open_for_rebuild(
+        dir: &DataDir,
+        options: FoldOptions,
+    ) -> Result<Projector, ProjectorError> {
+        let store = StateStore::open_any_format(dir)?;
+        Ok(Projector {
+            store,
+            dead_letters: DeadLetterStore::open(dir)?,
+            cache: WorkspaceCache::default(),
+            options,
+            forgotten_records: Vec::new(),
+            purge_checked: false,
+            changes: None,
+        })
     }
 
     /// Opens with workspaces kept from an earlier opening; they are dropped
@@ -263,9 +280,14 @@ impl Projector {
         if pending.is_empty() || !log.can_forget() {
             return Ok(());
         }
-        let forgotten: HashSet<(&str, &str)> = pending
+        let forgotten: HashSet<(&str, MessageHash)> = pending
             .iter()
-            .flat_map(|(w, r)| r.message_ids.iter().map(move |m| (w.as_str(), m.as_str())))
+            .flat_map(|(w, r)| {
+                r.message_ids
+                    .iter()
+                    .filter_map(|m| MessageHash::from_hex(m))
+                    .map(move |h| (w.as_str(), h))
+            })
             .collect();
         let requests: HashSet<(&str, &str)> = pending
             .iter()
@@ -282,9 +304,8 @@ impl Projector {
                 from = last.offset + 1;
                 for record in &records {
                     let hit = match decode_log_payload(&record.payload) {
-                        Ok(LogPayload::Event(e)) => {
-                            forgotten.contains(&(e.workspace_id.as_str(), e.message_id.as_str()))
-                        }
+                        Ok(LogPayload::Event(e)) => forgotten
+                            .contains(&(e.workspace_id.as_str(), MessageHash::of(&e.message_id))),
                         Ok(LogPayload::Erasure(r)) => {
                             requests.contains(&(r.workspace_id.as_str(), r.erasure_id.as_str()))
                         }
@@ -316,7 +337,8 @@ impl Projector {
         let outcome = self.try_fold_records(partition, records);
         if outcome.is_err() {
             // A batch that did not commit may have changed resident states
-            // (seen ids, drained changes): drop them all, they reload clean.
+            // (cached entries, drained changes): drop them all, they are
+            // read again from what is committed.
             self.cache.resident.clear();
         }
         outcome
@@ -340,19 +362,27 @@ impl Projector {
         };
         report.next_offset = last.offset + 1;
         self.cache.batches += 1;
+        let batch = self.cache.batches;
         let mut touched: BTreeSet<String> = BTreeSet::new();
         let mut dead = Vec::new();
         let mut loads = 0;
         self.forgotten_records.clear();
         let mut by_kind = KindCounts::default();
+        let store = &self.store;
         for record in &records {
             match decode_log_payload(&record.payload) {
                 Ok(LogPayload::Event(mut event)) => {
                     let workspace_id = std::mem::take(&mut event.workspace_id);
-                    let (state, loaded) = self.workspace(&workspace_id)?;
+                    let (state, loaded) = workspace_state(
+                        &mut self.cache,
+                        store,
+                        &workspace_id,
+                        batch,
+                        &mut touched,
+                    )?;
                     loads += u64::from(loaded);
                     let kind = event.kind();
-                    match state.apply(FoldRecord::from_event(event)) {
+                    match state.apply(store, FoldRecord::from_event(event))? {
                         Applied::Folded => {
                             report.folded += 1;
                             by_kind.add(kind, true);
@@ -366,12 +396,15 @@ impl Projector {
                             self.forgotten_records.push(record.offset);
                         }
                     }
-                    if !touched.contains(&workspace_id) {
-                        touched.insert(workspace_id);
-                    }
                 }
                 Ok(LogPayload::Erasure(request)) => {
-                    let (state, loaded) = self.workspace(&request.workspace_id)?;
+                    let (state, loaded) = workspace_state(
+                        &mut self.cache,
+                        store,
+                        &request.workspace_id,
+                        batch,
+                        &mut touched,
+                    )?;
                     loads += u64::from(loaded);
                     // Applied once: a replay or re-delivery of the request
                     // finds its record, which the state loaded.
@@ -379,7 +412,7 @@ impl Projector {
                         // A re-delivered request: it names the person.
                         self.forgotten_records.push(record.offset);
                     } else {
-                        let record = state.erase(&request);
+                        let record = state.erase(store, &request)?;
                         report.erasures += 1;
                         tracing::info!(
                             erasure_id = record.erasure_id,
@@ -387,7 +420,6 @@ impl Projector {
                             "erased a person"
                         );
                     }
-                    touched.insert(request.workspace_id);
                 }
                 Err(rejection) => {
                     report.undecodable += 1;
@@ -395,10 +427,15 @@ impl Projector {
                 }
             }
         }
+        let render_profiles = self.changes.is_some();
         let workspaces: Vec<(String, WorkspaceChanges)> = touched
             .into_iter()
             .filter_map(|w| {
-                let changes = self.cache.resident.get_mut(&w)?.state.take_changes();
+                let changes = self
+                    .cache
+                    .resident
+                    .get_mut(&w)?
+                    .take_changes(render_profiles);
                 Some((w, changes))
             })
             .collect();
@@ -418,28 +455,6 @@ impl Projector {
         self.evict();
         self.record_metrics(&report, &by_kind, loads, started);
         Ok(report)
-    }
-
-    /// The workspace's state, loading it from the store when it is not
-    /// resident; also says whether it was loaded.
-    fn workspace(
-        &mut self,
-        workspace_id: &str,
-    ) -> Result<(&mut WorkspaceState, bool), ProjectorError> {
-        let batch = self.cache.batches;
-        let loaded = !self.cache.resident.contains_key(workspace_id);
-        let resident = match self.cache.resident.entry(workspace_id.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let state = self.store.load_workspace(workspace_id)?;
-                entry.insert(Resident {
-                    state,
-                    last_used: batch,
-                })
-            }
-        };
-        resident.last_used = batch;
-        Ok((&mut resident.state, loaded))
     }
 
     /// Folds every partition until the log has nothing more.
@@ -491,27 +506,34 @@ impl Projector {
         Ok(total)
     }
 
+    /// Drops the least recently used cached entries until what the fold
+    /// holds is within its share of the budget (sled's page cache has the
+    /// rest). Every entry is clean after a commit: dropping it loses nothing.
     fn evict(&mut self) {
-        let mut resident = self.cache.resident_events();
-        // v1 holds ~700 bytes per resident event.
-        let max_resident_events = (self.options.memory_budget / 700) as usize;
-        if resident <= max_resident_events {
+        let budget = self.options.memory_budget as usize / 2;
+        let resident = self.cache.resident_bytes();
+        if resident <= budget {
             return;
         }
-        let mut by_age: Vec<(u64, String, usize)> = self
+        // The oldest batches go first, down to three quarters of the share.
+        let mut ages: Vec<(u64, usize)> = self
             .cache
             .resident
-            .iter()
-            .map(|(w, r)| (r.last_used, w.clone(), r.state.event_count()))
+            .values()
+            .flat_map(WorkspaceState::cache_ages)
             .collect();
-        by_age.sort();
-        for (_, w, events) in by_age {
-            if resident <= max_resident_events {
+        ages.sort_unstable();
+        let mut to_free = resident - budget * 3 / 4;
+        let mut cutoff = 0;
+        for (last_used, bytes) in ages {
+            if to_free == 0 {
                 break;
             }
-            // Every resident workspace is clean after a commit: dropping it loses nothing.
-            self.cache.resident.remove(&w);
-            resident -= events;
+            cutoff = last_used + 1;
+            to_free = to_free.saturating_sub(bytes);
+        }
+        for state in self.cache.resident.values_mut() {
+            state.evict_before(cutoff);
         }
     }
 
@@ -540,7 +562,7 @@ impl Projector {
         metrics::counter!(names::FOLD_WORKSPACE_LOADS).increment(loads);
         metrics::histogram!(names::FOLD_BATCH_EVENTS).record(report.read as f64);
         metrics::histogram!(names::FOLD_BATCH_DURATION).record(started.elapsed().as_secs_f64());
-        metrics::gauge!(names::FOLD_RESIDENT_EVENTS).set(self.cache.resident_events() as f64);
+        metrics::gauge!(names::FOLD_RESIDENT_BYTES).set(self.cache.resident_bytes() as f64);
         if self
             .cache
             .size_measured
@@ -570,4 +592,34 @@ fn undecodable_letter(
         truncated: false,
         workspace: None,
     }
+}
+
+/// The state of `workspace_id`, created (with its erasures) when not
+/// resident; says whether it was created.
+fn workspace_state<'a>(
+    cache: &'a mut WorkspaceCache,
+    store: &StateStore,
+    workspace_id: &str,
+    batch: u64,
+    touched: &mut BTreeSet<String>,
+) -> Result<(&'a mut WorkspaceState, bool), ProjectorError> {
+    let created = !cache.resident.contains_key(workspace_id);
+    if created {
+        let erasures = store.workspace_erasures(workspace_id)?;
+        cache.resident.insert(
+            workspace_id.to_owned(),
+            WorkspaceState::new(workspace_id, &erasures),
+        );
+    }
+    let state = cache
+        .resident
+        .get_mut(workspace_id)
+        .ok_or_else(|| ProjectorError::Corrupt {
+            key: workspace_id.to_owned(),
+            detail: "workspace state vanished".to_owned(),
+        })?;
+    if touched.insert(workspace_id.to_owned()) {
+        state.begin_batch(batch);
+    }
+    Ok((state, created))
 }

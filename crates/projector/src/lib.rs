@@ -9,6 +9,7 @@ mod fold;
 mod mau;
 mod profile;
 mod record;
+mod state;
 mod store;
 mod workspace;
 
@@ -17,8 +18,9 @@ pub use error::ProjectorError;
 pub use fold::{
     BatchReport, ChangeSink, FoldOptions, Projector, WorkspaceCache, DEFAULT_MEMORY_BUDGET,
 };
-pub use mau::{MauRow, MonthlyActiveUsers};
+pub use mau::{Activity, MauRow, MonthCounts};
 pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};
+pub use state::{MessageHash, NodeRecord, TargetRecord};
 pub use store::StateStore;
-pub use workspace::{Applied, WorkspaceChanges, WorkspaceState};
+pub use workspace::{render_target, Applied, StateReader, WorkspaceChanges, WorkspaceState};

@@ -1,6 +1,6 @@
-//! Two-mode monthly active users, kept as counts so a month reads in O(1).
-
-use std::collections::{BTreeMap, HashMap};
+//! Two-mode monthly active users, kept per (target, month) as counts of the
+//! events that resolve there, so that a moved event changes only the rows
+//! it concerns and a month's totals follow from the rows as they change.
 
 use idfold_events::{Identifier, IdentifierKind, Month};
 use serde::{Deserialize, Serialize};
@@ -15,92 +15,82 @@ pub struct MauRow {
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Activity {
-    events: u64,
-    survey_events: u64,
+/// How many of a month's events resolve to one target (its MAU row key is
+/// (target, month); per-day rows would sit beside it keyed by day).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub events: u64,
+    pub survey_events: u64,
 }
 
-/// Per target, how many of the month's events resolve to it; the two counts
-/// follow from those as they change.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct MonthActivity {
-    targets: HashMap<Identifier, Activity>,
-    identified: u64,
-    anonymous: u64,
+/// A month's totals over its targets' activity, as events made them (an
+/// erased person's retained counts are added when the row is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthCounts {
+    /// Distinct identified targets (users, emails) with an event.
+    pub identified: u64,
+    /// Distinct device targets with a survey event.
+    pub anonymous: u64,
+    /// Targets with any event: 0 means the month has no events left.
+    pub active_targets: u64,
 }
 
-impl MonthActivity {
-    fn counts_as(target: &Identifier, a: Activity) -> (bool, bool) {
-        match target.kind {
-            IdentifierKind::User | IdentifierKind::Email => (a.events > 0, false),
-            IdentifierKind::Anonymous => (false, a.survey_events > 0),
-        }
+/// MAU's rule: identified = distinct identified targets of any event in the
+/// month; anonymous = distinct device targets of survey events.
+fn counts_as(target: &Identifier, a: Activity) -> (bool, bool) {
+    match target.kind {
+        IdentifierKind::User | IdentifierKind::Email => (a.events > 0, false),
+        IdentifierKind::Anonymous => (false, a.survey_events > 0),
     }
+}
 
-    fn adjust(&mut self, target: &Identifier, survey: bool, add: bool) {
-        let before = self.targets.get(target).copied().unwrap_or_default();
-        let mut after = before;
-        let step = |n: u64| {
-            if add {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            }
-        };
-        after.events = step(after.events);
-        if survey {
-            after.survey_events = step(after.survey_events);
-        }
-        let (id0, anon0) = Self::counts_as(target, before);
-        let (id1, anon1) = Self::counts_as(target, after);
-        self.identified = self.identified + u64::from(id1) - u64::from(id0);
-        self.anonymous = self.anonymous + u64::from(anon1) - u64::from(anon0);
-        if after.events == 0 {
-            self.targets.remove(target);
+/// Adds (or removes) one event at `target` in a month: the target's new
+/// activity, and the month's totals changed to match.
+pub fn adjust_activity(
+    target: &Identifier,
+    activity: Activity,
+    counts: &mut MonthCounts,
+    survey: bool,
+    add: bool,
+) -> Activity {
+    let step = |n: u64| {
+        if add {
+            n.saturating_add(1)
         } else {
-            self.targets.insert(target.clone(), after);
+            n.saturating_sub(1)
         }
+    };
+    let mut after = activity;
+    after.events = step(after.events);
+    if survey {
+        after.survey_events = step(after.survey_events);
     }
+    let (id0, anon0) = counts_as(target, activity);
+    let (id1, anon1) = counts_as(target, after);
+    counts.identified = counts.identified + u64::from(id1) - u64::from(id0);
+    counts.anonymous = counts.anonymous + u64::from(anon1) - u64::from(anon0);
+    let (active0, active1) = (activity.events > 0, after.events > 0);
+    counts.active_targets = counts.active_targets + u64::from(active1) - u64::from(active0);
+    after
 }
 
-/// MAU of one workspace: identified = distinct identified targets of any
-/// event in the month; anonymous = distinct device targets of survey events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MonthlyActiveUsers {
-    months: BTreeMap<Month, MonthActivity>,
+/// Takes a target's whole activity out of a month (an erased person).
+pub fn remove_activity(target: &Identifier, activity: Activity, counts: &mut MonthCounts) {
+    let (id0, anon0) = counts_as(target, activity);
+    counts.identified -= u64::from(id0);
+    counts.anonymous -= u64::from(anon0);
+    counts.active_targets -= u64::from(activity.events > 0);
 }
 
-impl MonthlyActiveUsers {
-    pub fn add(&mut self, month: Month, target: &Identifier, survey: bool) {
-        self.months
-            .entry(month)
-            .or_default()
-            .adjust(target, survey, true);
-    }
-
-    pub fn remove(&mut self, month: Month, target: &Identifier, survey: bool) {
-        if let Some(activity) = self.months.get_mut(&month) {
-            activity.adjust(target, survey, false);
-        }
-    }
-
+impl MonthCounts {
     pub fn row(&self, workspace_id: &str, month: Month) -> MauRow {
-        let (identified, anonymous) = self
-            .months
-            .get(&month)
-            .map_or((0, 0), |a| (a.identified, a.anonymous));
         MauRow {
             workspace_id: workspace_id.to_owned(),
             month: month.to_string(),
-            identified,
-            anonymous,
-            total: identified + anonymous,
+            identified: self.identified,
+            anonymous: self.anonymous,
+            total: self.identified + self.anonymous,
         }
-    }
-
-    pub fn months(&self) -> impl Iterator<Item = Month> + '_ {
-        self.months.keys().copied()
     }
 }
 
@@ -110,29 +100,26 @@ mod tests {
 
     #[test]
     fn counts_follow_targets_in_and_out() {
-        let m = Month {
-            year: 2026,
-            month: 3,
-        };
-        let mut mau = MonthlyActiveUsers::default();
+        let mut counts = MonthCounts::default();
         let d = Identifier::anonymous("d");
         let u = Identifier::user("u");
-        mau.add(m, &d, false);
+        let mut dev = adjust_activity(&d, Activity::default(), &mut counts, false, true);
         assert_eq!(
-            mau.row("w", m).total,
-            0,
+            (counts.anonymous, counts.active_targets),
+            (0, 1),
             "a device counts only with a survey event"
         );
-        mau.add(m, &d, true);
-        mau.add(m, &u, false);
-        mau.add(m, &u, false);
-        assert_eq!(
-            (mau.row("w", m).identified, mau.row("w", m).anonymous),
-            (1, 1)
-        );
-        mau.remove(m, &d, true);
-        assert_eq!(mau.row("w", m).anonymous, 0);
-        mau.remove(m, &u, false);
-        assert_eq!(mau.row("w", m).identified, 1, "one event of u is left");
+        dev = adjust_activity(&d, dev, &mut counts, true, true);
+        let mut user = adjust_activity(&u, Activity::default(), &mut counts, false, true);
+        user = adjust_activity(&u, user, &mut counts, false, true);
+        assert_eq!((counts.identified, counts.anonymous), (1, 1));
+        dev = adjust_activity(&d, dev, &mut counts, true, false);
+        assert_eq!(counts.anonymous, 0);
+        assert_eq!(dev.events, 1);
+        user = adjust_activity(&u, user, &mut counts, false, false);
+        assert_eq!(counts.identified, 1, "one event of u is left");
+        remove_activity(&u, user, &mut counts);
+        remove_activity(&d, dev, &mut counts);
+        assert_eq!(counts, MonthCounts::default());
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use idfold_events::{
     format_nanos, EventKind, EventOrder, EventTime, Identifier, IdentifierKind, SurveyAction,
 };
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::record::FoldRecord;
@@ -19,6 +19,89 @@ struct Stamped<T> {
     value: T,
 }
 
+/// A JSON value kept in the binary state as its JSON text (the binary
+/// format is not self-describing; JSON text is, and re-serialises to the
+/// same bytes).
+trait AsJsonText: Sized {
+    fn to_text(&self) -> String;
+    fn from_text(text: &str) -> Result<Self, serde_json::Error>;
+}
+
+impl AsJsonText for Value {
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// `None` (an unset trait) is the empty text, which no JSON value is.
+impl AsJsonText for Option<Value> {
+    fn to_text(&self) -> String {
+        self.as_ref().map(Value::to_string).unwrap_or_default()
+    }
+    fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            serde_json::from_str(text).map(Some)
+        }
+    }
+}
+
+impl<T: AsJsonText> Serialize for Stamped<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            self.order.time,
+            &self.order.message_id,
+            self.value.to_text(),
+        )
+            .serialize(serializer)
+    }
+}
+
+impl<'de, T: AsJsonText> Deserialize<'de> for Stamped<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (time, message_id, text) = <(EventTime, String, String)>::deserialize(deserializer)?;
+        let value = T::from_text(&text).map_err(serde::de::Error::custom)?;
+        Ok(Stamped {
+            order: EventOrder { time, message_id },
+            value,
+        })
+    }
+}
+
+/// Of two stamped values, the one `later` prefers (the greatest order for
+/// sets and answers, the smallest for `set_once`).
+fn keep_either<T>(slot: &mut Option<Stamped<T>>, other: Option<Stamped<T>>, later: bool) {
+    let Some(other) = other else { return };
+    let replace = slot.as_ref().is_none_or(|cur| {
+        if later {
+            other.order > cur.order
+        } else {
+            other.order < cur.order
+        }
+    });
+    if replace {
+        *slot = Some(other);
+    }
+}
+
+fn min_time(a: Option<EventTime>, b: Option<EventTime>) -> Option<EventTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn max_time(a: Option<EventTime>, b: Option<EventTime>) -> Option<EventTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn keep_latest<T>(slot: &mut Option<Stamped<T>>, order: &EventOrder, value: T) {
     if slot.as_ref().is_none_or(|cur| *order > cur.order) {
         *slot = Some(Stamped {
@@ -28,7 +111,7 @@ fn keep_latest<T>(slot: &mut Option<Stamped<T>>, order: &EventOrder, value: T) {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TraitState {
     /// The greatest `set` or `unset` (None) of this name.
     latest: Option<Stamped<Option<Value>>>,
@@ -36,14 +119,14 @@ struct TraitState {
     first_once: Option<Stamped<Value>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ResponseState {
     latest: Option<EventOrder>,
     answers: BTreeMap<String, Option<Stamped<Value>>>,
     context: BTreeMap<String, Option<Stamped<Value>>>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct SurveyCounts {
     shown: u64,
     dismissed: u64,
@@ -60,7 +143,7 @@ fn latest(slot: &mut Option<EventTime>, t: EventTime) {
     *slot = Some(slot.map_or(t, |cur| cur.max(t)));
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TrackStats {
     count: u64,
     first: EventTime,
@@ -70,7 +153,14 @@ struct TrackStats {
     days: BTreeMap<i64, u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Built so that aggregates of disjoint sets of events merge into the
+/// aggregate of their union ([`ProfileAggregate::merge`]): counts add,
+/// first/last are min/max, traits and answers keep the latest by (time,
+/// message_id), `set_once` the earliest, responses merge per (survey_id,
+/// response_id). A profile is the merge of its sources' contributions, so a
+/// late link moves one source's contribution instead of refolding a
+/// profile from every event it ever had.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileAggregate {
     first_seen: Option<EventTime>,
     last_seen: Option<EventTime>,
@@ -85,6 +175,70 @@ pub struct ProfileAggregate {
 impl ProfileAggregate {
     pub fn is_empty(&self) -> bool {
         self.first_seen.is_none()
+    }
+
+    /// Adds the aggregate of another, disjoint, set of events.
+    pub fn merge(&mut self, other: &ProfileAggregate) {
+        self.first_seen = min_time(self.first_seen, other.first_seen);
+        self.last_seen = max_time(self.last_seen, other.last_seen);
+        for (kind, n) in &other.event_counts {
+            *self.event_counts.entry(*kind).or_default() += n;
+        }
+        for (name, theirs) in &other.traits {
+            let mine = self.traits.entry(name.clone()).or_default();
+            keep_either(&mut mine.latest, theirs.latest.clone(), true);
+            keep_either(&mut mine.first_once, theirs.first_once.clone(), false);
+        }
+        for (survey_id, theirs) in &other.surveys {
+            let mine = self.surveys.entry(survey_id.clone()).or_default();
+            mine.shown += theirs.shown;
+            mine.dismissed += theirs.dismissed;
+            mine.last_shown = max_time(mine.last_shown, theirs.last_shown);
+            mine.last_dismissed = max_time(mine.last_dismissed, theirs.last_dismissed);
+            mine.last_responded = max_time(mine.last_responded, theirs.last_responded);
+        }
+        for (key, theirs) in &other.responses {
+            let mine = self.responses.entry(key.clone()).or_default();
+            if let Some(order) = &theirs.latest {
+                if mine.latest.as_ref().is_none_or(|cur| order > cur) {
+                    mine.latest = Some(order.clone());
+                }
+            }
+            for (field, value) in &theirs.answers {
+                keep_either(
+                    mine.answers.entry(field.clone()).or_default(),
+                    value.clone(),
+                    true,
+                );
+            }
+            for (field, value) in &theirs.context {
+                keep_either(
+                    mine.context.entry(field.clone()).or_default(),
+                    value.clone(),
+                    true,
+                );
+            }
+        }
+        for (event, theirs) in &other.track {
+            match self.track.get_mut(event) {
+                None => {
+                    self.track.insert(event.clone(), theirs.clone());
+                }
+                Some(mine) => {
+                    mine.count += theirs.count;
+                    mine.first = mine.first.min(theirs.first);
+                    mine.last = mine.last.max(theirs.last);
+                    for (day, n) in &theirs.days {
+                        *mine.days.entry(*day).or_default() += n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Distinct responses (survey_id, response_id) folded in.
+    pub fn response_count(&self) -> u64 {
+        self.responses.len() as u64
     }
 
     pub fn apply(&mut self, record: &FoldRecord) {

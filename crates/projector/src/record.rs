@@ -109,6 +109,22 @@ impl FoldRecord {
         }
     }
 
+    /// A bare event of user `u` (for tests).
+    #[cfg(test)]
+    pub fn from_parts(message_id: &str, time: EventTime) -> FoldRecord {
+        FoldRecord {
+            message_id: message_id.to_owned(),
+            time,
+            kind: EventKind::Track,
+            user_id: Some("u".to_owned()),
+            email: None,
+            anonymous_id: None,
+            traits: None,
+            track_event: None,
+            survey: None,
+        }
+    }
+
     pub fn order(&self) -> EventOrder {
         EventOrder {
             time: self.time,

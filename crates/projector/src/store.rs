@@ -1,9 +1,14 @@
 //! The projection in sled. Keys put a workspace's entries together:
-//! `<kind byte><workspace_id>\0<rest>`. Kinds: `c` chunks of accepted events
-//! (what a workspace reloads from), `p` profile JSON, `i` email/device ->
-//! profile id, `m` MAU row, `x` erasure record; `o` the log position per
-//! partition, `e` the epoch (bumped by a rebuild), `l` the name of the log
-//! the positions are in. A rebuild keeps the epoch and the erasure records.
+//! `<kind byte><workspace_id>\0<rest>`. Kinds (see docs/fold.md):
+//! `N` an identifier's node (links, referrers), `T` a target's record
+//! (profile contributions, monthly activity, who resolves to it), `H` an
+//! email's or device's kept events, one chunk per batch, `U` a user's event
+//! hashes, one chunk per batch, `s` one message-id hash (dedupe), `n` a
+//! month's counts, `m` its MAU row as the read side serves it, `i` email or
+//! device -> the profile it resolves to now, `x` erasure records; `o` the
+//! log position per partition, `e` the epoch (bumped by a rebuild), `l` the
+//! log the positions are in, `v` the format. A rebuild keeps the epoch and
+//! the erasure records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -14,19 +19,30 @@ use serde_json::Value;
 
 use crate::erasure::{ErasureRecord, RetainedMau};
 use crate::error::ProjectorError;
-use crate::mau::{MauRow, MonthlyActiveUsers};
+use crate::mau::{MauRow, MonthCounts};
 use crate::record::FoldRecord;
-use crate::workspace::{keep_lines, WorkspaceChanges, WorkspaceState};
+use crate::state::{
+    decode_hashes, decode_history_chunk, decode_node, decode_target, MessageHash, NodeRecord,
+    SeenMark, TargetRecord,
+};
+use crate::workspace::{render_target, StateReader, WorkspaceChanges};
 
 const STATE_TREE: &str = "state";
-const CHUNK: u8 = b'c';
-const PROFILE: u8 = b'p';
-const IDENTIFIER: u8 = b'i';
+const NODE: u8 = b'N';
+const TARGET: u8 = b'T';
+const HISTORY: u8 = b'H';
+const USER_EVENTS: u8 = b'U';
+const SEEN: u8 = b's';
+const MONTH_COUNTS: u8 = b'n';
 const MAU: u8 = b'm';
+const IDENTIFIER: u8 = b'i';
 const POSITION: u8 = b'o';
 const EPOCH: u8 = b'e';
 const LOG_NAME: u8 = b'l';
 const ERASURE: u8 = b'x';
+const FORMAT: u8 = b'v';
+/// The state's format: v1 kept every event as JSON in per-workspace chunks.
+const FORMAT_VERSION: &[u8] = b"2";
 
 fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + workspace_id.len() + rest.len());
@@ -34,6 +50,17 @@ fn key(kind: u8, workspace_id: &str, rest: &[u8]) -> Vec<u8> {
     k.extend_from_slice(workspace_id.as_bytes());
     k.push(0);
     k.extend_from_slice(rest);
+    k
+}
+
+fn id_key(kind: u8, workspace_id: &str, id: &Identifier) -> Vec<u8> {
+    key(kind, workspace_id, id.to_string().as_bytes())
+}
+
+/// The prefix of an identifier's chunks (history, user events).
+fn chunk_prefix(kind: u8, workspace_id: &str, id: &Identifier) -> Vec<u8> {
+    let mut k = id_key(kind, workspace_id, id);
+    k.push(0);
     k
 }
 
@@ -74,11 +101,40 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// Opens the projection; one of an older format is refused with the
+    /// way out (`idfold rebuild`).
     pub fn open(dir: &DataDir) -> Result<StateStore, ProjectorError> {
+        let store = StateStore::open_any_format(dir)?;
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Opens the projection whatever its format (for a rebuild, which
+    /// replaces it).
+    pub fn open_any_format(dir: &DataDir) -> Result<StateStore, ProjectorError> {
         Ok(StateStore {
             dir: dir.clone(),
             tree: dir.tree(STATE_TREE)?,
         })
+    }
+
+    fn check_format(&self) -> Result<(), ProjectorError> {
+        match self.tree.get([FORMAT])? {
+            Some(found) if found.as_ref() == FORMAT_VERSION => Ok(()),
+            Some(found) => Err(ProjectorError::NeedsRebuild {
+                found: String::from_utf8_lossy(&found).into_owned(),
+                reads: String::from_utf8_lossy(FORMAT_VERSION).into_owned(),
+            }),
+            None if self.tree.is_empty() => {
+                self.dir
+                    .written(self.tree.insert([FORMAT], FORMAT_VERSION))?;
+                Ok(())
+            }
+            None => Err(ProjectorError::NeedsRebuild {
+                found: "1".to_owned(),
+                reads: String::from_utf8_lossy(FORMAT_VERSION).into_owned(),
+            }),
+        }
     }
 
     /// The next offset to fold in `partition`.
@@ -107,26 +163,14 @@ impl StateStore {
         }
     }
 
-    /// Rebuilds a workspace's in-memory state from its stored chunks.
-    pub fn load_workspace(&self, workspace_id: &str) -> Result<WorkspaceState, ProjectorError> {
-        let mut state = WorkspaceState::new(workspace_id);
-        for record in self.erasures(Some(workspace_id)) {
-            state.load_erasure(&record?.1);
-        }
-        for entry in self
-            .tree
-            .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
-        {
-            let (k, v) = entry?;
-            // A chunk is one JSON record per line.
-            for line in v.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let record: FoldRecord =
-                    serde_json::from_slice(line).map_err(|e| corrupt(&k, e))?;
-                state.apply(record);
-            }
-        }
-        state.discard_changes();
-        Ok(state)
+    /// The erasure records of one workspace, what its state starts from.
+    pub fn workspace_erasures(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<ErasureRecord>, ProjectorError> {
+        self.erasures(Some(workspace_id))
+            .map(|r| r.map(|(_, record)| record))
+            .collect()
     }
 
     /// Writes one checkpoint in a single atomic sled batch.
@@ -135,27 +179,66 @@ impl StateStore {
         let mut chunk_id = checkpoint.partition.to_be_bytes().to_vec();
         chunk_id.extend_from_slice(&checkpoint.first_offset.to_be_bytes());
         for (w, changes) in &checkpoint.workspaces {
-            self.forget_stored_records(&mut batch, w, &changes.erasures)?;
-            if !changes.new_records.is_empty() {
-                batch.insert(key(CHUNK, w, &chunk_id), changes.new_records.as_slice());
+            for (hash, mark) in &changes.seen {
+                batch.insert(key(SEEN, w, &hash.0), &[mark.to_byte()]);
             }
-            for (id, json) in &changes.profiles {
-                let k = key(PROFILE, w, id.to_string().as_bytes());
-                match json {
-                    Some(json) => batch.insert(k, json.as_slice()),
-                    None => batch.remove(k),
+            for (kind, chunks) in [
+                (HISTORY, &changes.history),
+                (USER_EVENTS, &changes.user_events),
+            ] {
+                for (id, bytes, replace) in chunks {
+                    let prefix = chunk_prefix(kind, w, id);
+                    if *replace {
+                        for entry in self.tree.scan_prefix(&prefix) {
+                            batch.remove(entry?.0);
+                        }
+                    }
+                    if !bytes.is_empty() {
+                        let mut k = prefix;
+                        k.extend_from_slice(&chunk_id);
+                        batch.insert(k, bytes.as_slice());
+                    }
+                }
+            }
+            for (kind, entries) in [(NODE, &changes.nodes), (TARGET, &changes.targets)] {
+                for (id, bytes) in entries {
+                    let k = id_key(kind, w, id);
+                    match bytes {
+                        Some(bytes) => batch.insert(k, bytes.as_slice()),
+                        None => batch.remove(k),
+                    }
                 }
             }
             for (id, target) in &changes.identifiers {
-                let k = key(IDENTIFIER, w, id.to_string().as_bytes());
+                let k = id_key(IDENTIFIER, w, id);
                 match target {
                     Some(target) => batch.insert(k, target.to_string().as_bytes()),
                     None => batch.remove(k),
                 }
             }
+            let rows: BTreeSet<&str> = changes.months.iter().map(|r| r.month.as_str()).collect();
+            for (month, counts) in &changes.month_counts {
+                let name = month.to_string();
+                let k = key(MONTH_COUNTS, w, name.as_bytes());
+                match counts {
+                    Some(counts) => {
+                        batch.insert(k, postcard::to_stdvec(counts).unwrap_or_default())
+                    }
+                    None => batch.remove(k),
+                }
+                if !rows.contains(name.as_str()) {
+                    batch.remove(key(MAU, w, name.as_bytes()));
+                }
+            }
             for row in &changes.months {
                 let value = serde_json::to_vec(row).map_err(|e| corrupt(b"mau", e))?;
                 batch.insert(key(MAU, w, row.month.as_bytes()), value);
+            }
+            for record in &changes.erasures {
+                batch.insert(
+                    key(ERASURE, w, record.erasure_id.as_bytes()),
+                    encode_erasure(record)?,
+                );
             }
         }
         batch.insert(
@@ -164,42 +247,6 @@ impl StateStore {
         );
         self.ensure_space()?;
         self.dir.written(self.tree.apply_batch(batch))?;
-        Ok(())
-    }
-
-    /// Rewrites the workspace's stored chunks without the events the
-    /// erasures forget, and stores the erasure records.
-    fn forget_stored_records(
-        &self,
-        batch: &mut sled::Batch,
-        workspace_id: &str,
-        erasures: &[ErasureRecord],
-    ) -> Result<(), ProjectorError> {
-        if erasures.is_empty() {
-            return Ok(());
-        }
-        let forgotten: BTreeSet<String> = erasures
-            .iter()
-            .flat_map(|e| e.message_ids.iter().cloned())
-            .collect();
-        for entry in self
-            .tree
-            .scan_prefix(workspace_prefix(CHUNK, Some(workspace_id)))
-        {
-            let (k, v) = entry?;
-            let kept = keep_lines(&v, &forgotten);
-            if kept.is_empty() {
-                batch.remove(k);
-            } else if kept.len() != v.len() {
-                batch.insert(k, kept);
-            }
-        }
-        for record in erasures {
-            batch.insert(
-                key(ERASURE, workspace_id, record.erasure_id.as_bytes()),
-                encode_erasure(record)?,
-            );
-        }
         Ok(())
     }
 
@@ -249,28 +296,48 @@ impl StateStore {
         Ok(())
     }
 
-    /// The MAU rows erased people alone make up (key -> row), what a
-    /// cleared store starts from so that it counts them even where no
-    /// remaining event touches their month.
-    fn retained_rows(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ProjectorError> {
+    /// What a cleared store starts from, for the erasures it keeps: the
+    /// MAU rows erased people alone make up (so they count even where no
+    /// remaining event touches their month), and their events' hashes
+    /// marked forgotten (so a replay drops them).
+    fn erasure_seeds(&self, v1: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProjectorError> {
         let mut retained: BTreeMap<(String, Month), RetainedMau> = BTreeMap::new();
+        let mut seeds = Vec::new();
         for record in self.erasures(None) {
-            let (workspace, record) = record?;
+            let (workspace, mut record) = record?;
             for (month, counts) in record.retained_months() {
                 retained
                     .entry((workspace.clone(), month))
                     .or_default()
                     .add(counts);
             }
+            if v1 {
+                // v1 kept the message ids themselves.
+                record.message_ids = record
+                    .message_ids
+                    .iter()
+                    .map(|m| MessageHash::of(m).to_hex())
+                    .collect();
+                seeds.push((
+                    key(ERASURE, &workspace, record.erasure_id.as_bytes()),
+                    encode_erasure(&record)?,
+                ));
+            }
+            for hex in &record.message_ids {
+                if let Some(hash) = MessageHash::from_hex(hex) {
+                    seeds.push((
+                        key(SEEN, &workspace, &hash.0),
+                        vec![SeenMark::Forgotten.to_byte()],
+                    ));
+                }
+            }
         }
-        retained
-            .into_iter()
-            .map(|((workspace, month), counts)| {
-                let row = counts.added_to(MonthlyActiveUsers::default().row(&workspace, month));
-                let value = serde_json::to_vec(&row).map_err(|e| corrupt(b"mau", e))?;
-                Ok((key(MAU, &workspace, month.to_string().as_bytes()), value))
-            })
-            .collect()
+        for ((workspace, month), counts) in retained {
+            let row = counts.added_to(MonthCounts::default().row(&workspace, month));
+            let value = serde_json::to_vec(&row).map_err(|e| corrupt(b"mau", e))?;
+            seeds.push((key(MAU, &workspace, month.to_string().as_bytes()), value));
+        }
+        Ok(seeds)
     }
 
     /// Moves the position of `partition` over offsets the log no longer
@@ -299,30 +366,34 @@ impl StateStore {
     }
 
     /// Drops every projection and position, for `rebuild`. The positions go
-    /// first, with the epoch bumped and the MAU rows that erased people
-    /// alone make up written, in one batch: a crash part-way through leaves
-    /// a store that folds from the start again (its remaining chunks only
-    /// make re-folded events duplicates), never one that skips events or
-    /// forgets an erased person's months. Erasure records stay.
+    /// first, with the epoch bumped, the format set and the erasures' seeds
+    /// written, in one batch: a crash part-way through leaves a store that
+    /// folds from the start again (its remaining entries are dropped by the
+    /// next rebuild), never one that skips events or forgets an erased
+    /// person's months. Erasure records stay.
     pub fn clear(&self) -> Result<(), ProjectorError> {
-        let retained = self.retained_rows()?;
+        let v1 = self.tree.get([FORMAT])?.is_none();
+        let seeds = self.erasure_seeds(v1)?;
         let mut first = sled::Batch::default();
         for entry in self.tree.scan_prefix([POSITION]) {
             first.remove(entry?.0);
         }
         first.insert(&[EPOCH][..], &(self.epoch()? + 1).to_be_bytes());
-        for (k, v) in &retained {
+        first.insert(&[FORMAT][..], FORMAT_VERSION);
+        for (k, v) in &seeds {
             first.insert(k.as_slice(), v.as_slice());
         }
         self.tree.apply_batch(first)?;
+        let kept: BTreeSet<&[u8]> = seeds.iter().map(|(k, _)| k.as_slice()).collect();
         let mut batch = sled::Batch::default();
         let mut pending = 0;
         for entry in self.tree.iter() {
             let (k, _) = entry?;
-            let kept = k.as_ref() == [EPOCH]
+            let keep = k.as_ref() == [EPOCH]
+                || k.as_ref() == [FORMAT]
                 || k.first() == Some(&ERASURE)
-                || retained.contains_key(k.as_ref());
-            if !kept {
+                || kept.contains(k.as_ref());
+            if !keep {
                 batch.remove(k);
                 pending += 1;
             }
@@ -340,15 +411,36 @@ impl StateStore {
         read_u64(&self.tree, &[EPOCH])
     }
 
+    fn target_record(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<TargetRecord>, ProjectorError> {
+        let k = id_key(TARGET, workspace_id, id);
+        self.tree
+            .get(&k)?
+            .map(|v| decode_target(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
+    }
+
+    /// A profile's JSON bytes, rendered from its target record.
+    pub fn profile_bytes(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<Vec<u8>>, ProjectorError> {
+        Ok(self
+            .target_record(workspace_id, id)?
+            .and_then(|t| render_target(workspace_id, id, &t)))
+    }
+
     pub fn profile(
         &self,
         workspace_id: &str,
         id: &Identifier,
     ) -> Result<Option<Value>, ProjectorError> {
-        let k = key(PROFILE, workspace_id, id.to_string().as_bytes());
-        self.tree
-            .get(&k)?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&k, e)))
+        self.profile_bytes(workspace_id, id)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(b"profile", e)))
             .transpose()
     }
 
@@ -362,7 +454,7 @@ impl StateStore {
         let target = if id.kind == IdentifierKind::User {
             id.clone()
         } else {
-            let k = key(IDENTIFIER, workspace_id, id.to_string().as_bytes());
+            let k = id_key(IDENTIFIER, workspace_id, id);
             let Some(v) = self.tree.get(&k)? else {
                 return Ok(None);
             };
@@ -376,13 +468,7 @@ impl StateStore {
         let k = key(MAU, workspace_id, month.to_string().as_bytes());
         match self.tree.get(&k)? {
             Some(v) => parse_mau(&k, &v),
-            None => Ok(MauRow {
-                workspace_id: workspace_id.to_owned(),
-                month: month.to_string(),
-                identified: 0,
-                anonymous: 0,
-                total: 0,
-            }),
+            None => Ok(MonthCounts::default().row(workspace_id, month)),
         }
     }
 
@@ -397,18 +483,33 @@ impl StateStore {
             .collect()
     }
 
+    /// Every profile's JSON bytes, sorted by workspace then id; all
+    /// workspaces when `None`.
+    pub fn profiles_bytes(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<Vec<u8>, ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(TARGET, workspace_id))
+            .filter_map(|entry| {
+                let rendered = (|| {
+                    let (k, v) = entry?;
+                    let (workspace, id) = split_id_key(&k).ok_or_else(|| corrupt(&k, "key"))?;
+                    let target = decode_target(&v).map_err(|e| corrupt(&k, e))?;
+                    Ok(render_target(&workspace, &id, &target))
+                })();
+                rendered.transpose()
+            })
+    }
+
     /// Every profile's JSON, sorted by workspace then id; all workspaces
     /// when `None`.
     pub fn profiles(
         &self,
         workspace_id: Option<&str>,
     ) -> impl Iterator<Item = Result<Value, ProjectorError>> + '_ {
-        self.tree
-            .scan_prefix(workspace_prefix(PROFILE, workspace_id))
-            .map(|entry| {
-                let (k, v) = entry?;
-                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))
-            })
+        self.profiles_bytes(workspace_id)
+            .map(|bytes| serde_json::from_slice(&bytes?).map_err(|e| corrupt(b"profile", e)))
     }
 
     /// `idfold export`: every profile, then every MAU row, as NDJSON sorted
@@ -434,6 +535,86 @@ impl StateStore {
             writeln!(out, "{value}").map_err(io)?;
         }
         Ok(())
+    }
+
+    /// Bytes of state per kind of entry (keys and values), for the
+    /// benchmark's state-per-event figure and `docs/fold.md`.
+    pub fn state_bytes_by_kind(&self) -> Result<BTreeMap<char, (u64, u64)>, ProjectorError> {
+        let mut out: BTreeMap<char, (u64, u64)> = BTreeMap::new();
+        for entry in self.tree.iter() {
+            let (k, v) = entry?;
+            let kind = k.first().map_or('?', |b| char::from(*b));
+            let slot = out.entry(kind).or_default();
+            slot.0 += 1;
+            slot.1 += (k.len() + v.len()) as u64;
+        }
+        Ok(out)
+    }
+}
+
+/// (workspace, identifier) of an `<kind><ws>\0<id>` key.
+fn split_id_key(k: &[u8]) -> Option<(String, Identifier)> {
+    let rest = k.get(1..)?;
+    let zero = rest.iter().position(|&b| b == 0)?;
+    let workspace = std::str::from_utf8(rest.get(..zero)?).ok()?;
+    let id = std::str::from_utf8(rest.get(zero + 1..)?).ok()?;
+    Some((workspace.to_owned(), Identifier::parse(id)?))
+}
+
+impl StateReader for StateStore {
+    fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<NodeRecord>, ProjectorError> {
+        let k = id_key(NODE, workspace, id);
+        self.tree
+            .get(&k)?
+            .map(|v| decode_node(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
+    }
+
+    fn target(
+        &self,
+        workspace: &str,
+        id: &Identifier,
+    ) -> Result<Option<TargetRecord>, ProjectorError> {
+        self.target_record(workspace, id)
+    }
+
+    fn history(&self, workspace: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError> {
+        let mut records = Vec::new();
+        for entry in self.tree.scan_prefix(chunk_prefix(HISTORY, workspace, id)) {
+            let (k, v) = entry?;
+            records.extend(decode_history_chunk(&v).map_err(|e| corrupt(&k, e))?);
+        }
+        Ok(records)
+    }
+
+    fn user_events(
+        &self,
+        workspace: &str,
+        user: &Identifier,
+    ) -> Result<Vec<MessageHash>, ProjectorError> {
+        let mut hashes = Vec::new();
+        for entry in self
+            .tree
+            .scan_prefix(chunk_prefix(USER_EVENTS, workspace, user))
+        {
+            hashes.extend(decode_hashes(&entry?.1));
+        }
+        Ok(hashes)
+    }
+
+    fn seen(&self, workspace: &str, hash: MessageHash) -> Result<Option<SeenMark>, ProjectorError> {
+        Ok(self
+            .tree
+            .get(key(SEEN, workspace, &hash.0))?
+            .map(|v| SeenMark::from_byte(v.first().copied().unwrap_or(0))))
+    }
+
+    fn month(&self, workspace: &str, month: Month) -> Result<Option<MonthCounts>, ProjectorError> {
+        let k = key(MONTH_COUNTS, workspace, month.to_string().as_bytes());
+        self.tree
+            .get(&k)?
+            .map(|v| postcard::from_bytes(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
     }
 }
 

@@ -30,15 +30,34 @@ pub fn asserted_links(
     links
 }
 
+/// Device -> email -> user is the longest chain; the bound only guards the loop.
+pub const MAX_HOPS: usize = 3;
+
+/// Follows `step` from `id`'s timeline to the next identifier's until one
+/// has none: whose `id` is, with each hop's timeline from `timeline_of`
+/// (which may hold only the timelines this walk can reach).
+pub fn follow<'a>(
+    id: &Identifier,
+    timeline_of: impl Fn(&Identifier) -> Option<&'a LinkTimeline>,
+    step: impl Fn(&'a LinkTimeline) -> Option<&'a Identifier>,
+) -> Identifier {
+    let mut current: Option<&'a Identifier> = None;
+    for _ in 0..MAX_HOPS {
+        let at = current.unwrap_or(id);
+        match timeline_of(at).and_then(&step) {
+            Some(next) => current = Some(next),
+            None => break,
+        }
+    }
+    current.unwrap_or(id).clone()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct IdentityGraph {
     timelines: HashMap<Identifier, LinkTimeline>,
     /// target -> the identifiers with at least one link to it.
     referrers: HashMap<Identifier, BTreeSet<Identifier>>,
 }
-
-/// Device -> email -> user is the longest chain; the bound only guards the loop.
-const MAX_HOPS: usize = 3;
 
 impl IdentityGraph {
     /// Adds `from -> to` at `key`. A link that would not point to a stronger
@@ -102,14 +121,7 @@ impl IdentityGraph {
         id: &'a Identifier,
         step: impl Fn(&'a LinkTimeline) -> Option<&'a Identifier>,
     ) -> Identifier {
-        let mut current = id;
-        for _ in 0..MAX_HOPS {
-            match self.timelines.get(current).and_then(&step) {
-                Some(next) => current = next,
-                None => break,
-            }
-        }
-        current.clone()
+        follow(id, |at| self.timelines.get(at), step)
     }
 
     /// Every identifier with links of its own (emails and devices).

@@ -6,5 +6,5 @@
 mod graph;
 mod timeline;
 
-pub use graph::{asserted_links, IdentityGraph};
+pub use graph::{asserted_links, follow, IdentityGraph, MAX_HOPS};
 pub use timeline::{Link, LinkInsert, LinkTimeline};

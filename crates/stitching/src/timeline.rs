@@ -50,6 +50,21 @@ impl LinkTimeline {
         outcome
     }
 
+    /// A timeline of stored links, put in (time, message_id) order.
+    pub fn from_links(mut links: Vec<Link>) -> LinkTimeline {
+        links.sort_by(|a, b| a.key.cmp(&b.key));
+        links.dedup_by(|a, b| a.key == b.key);
+        LinkTimeline { links }
+    }
+
+    /// Drops the links `forget` names (an erased person's); says whether
+    /// any went.
+    pub fn remove_links(&mut self, mut forget: impl FnMut(&Link) -> bool) -> bool {
+        let before = self.links.len();
+        self.links.retain(|l| !forget(l));
+        self.links.len() != before
+    }
+
     pub fn links(&self) -> &[Link] {
         &self.links
     }

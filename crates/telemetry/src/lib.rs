@@ -71,9 +71,11 @@ pub mod names {
     pub const KAFKA_DELIVERY_ERRORS: &str = "idfold_kafka_delivery_errors_total";
     /// Always 1. Labels: `version`.
     pub const BUILD_INFO: &str = "idfold_build_info";
-    /// Accepted events held in memory by resident workspaces.
-    pub const FOLD_RESIDENT_EVENTS: &str = "idfold_fold_resident_events";
-    /// Workspaces loaded from the store into memory.
+    /// Bytes the fold's caches hold (nodes and targets, encoded sizes);
+    /// kept within half of `fold.memory_budget`.
+    pub const FOLD_RESIDENT_BYTES: &str = "idfold_fold_resident_bytes";
+    /// Workspace states created (a workspace's first batch, or after its
+    /// state was dropped).
     pub const FOLD_WORKSPACE_LOADS: &str = "idfold_fold_workspace_loads_total";
     /// Kafka faults waited out (a leader election, a broker away, a topic
     /// not yet known, a client rebuilt). Labels: `stage` (`fold`, `raw`,
@@ -197,9 +199,9 @@ pub fn describe() {
     );
     describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; the version is a label.");
     describe_gauge!(
-        FOLD_RESIDENT_EVENTS,
-        Unit::Count,
-        "Events held in memory by resident workspaces."
+        FOLD_RESIDENT_BYTES,
+        Unit::Bytes,
+        "Bytes the fold's caches hold (identifiers' nodes and targets)."
     );
     describe_counter!(
         FOLD_WORKSPACE_LOADS,
