@@ -8,8 +8,10 @@
 
 mod error;
 mod file;
+mod size;
 
 pub use error::ConfigError;
 pub use file::{
     Acks, Compression, IdfoldConfig, KafkaSection, LimitsSection, LogFormat, LogSection, Problem,
 };
+pub use size::{ByteSize, MemoryBudget};
