@@ -22,10 +22,11 @@ pub enum ConfigError {
     NotASize { text: String },
     #[error("{text:?} is more bytes than a 64-bit number holds")]
     SizeTooLarge { text: String },
-    /// `setting` is the file's key, which names it for every source.
-    #[error("`{setting}` must be at least {floor} ({} bytes), not {} bytes", floor.bytes(), size.bytes())]
+    /// `what` names the setting in words; the caller adds its key, flag
+    /// or variable, whichever the value came from.
+    #[error("{what} must be at least {floor} ({} bytes), not {} bytes", floor.bytes(), size.bytes())]
     BelowFloor {
-        setting: &'static str,
+        what: &'static str,
         size: ByteSize,
         floor: ByteSize,
     },

@@ -142,11 +142,14 @@ impl MemoryBudget {
     /// worth having, and the fold would spend its time re-reading sled.
     pub const FLOOR: ByteSize = ByteSize(16 * MIB);
 
+    /// The smallest budget there is: [`Self::FLOOR`].
+    pub const MIN: MemoryBudget = MemoryBudget(Self::FLOOR);
+
     /// The budget of `bytes`, refused below [`Self::FLOOR`].
     pub fn new(size: ByteSize) -> Result<MemoryBudget, ConfigError> {
         if size < Self::FLOOR {
             return Err(ConfigError::BelowFloor {
-                setting: "fold.memory_budget",
+                what: "the fold's memory budget",
                 size,
                 floor: Self::FLOOR,
             });
@@ -252,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_below_the_floor_is_refused_naming_the_setting() {
+    fn a_budget_below_the_floor_is_refused_saying_the_floor() {
         assert_eq!(MemoryBudget::FLOOR.bytes(), 16 * MIB);
         assert_eq!(
             "16MiB"
@@ -266,7 +269,7 @@ mod tests {
             assert_eq!(error.as_ref().map(ConfigError::code), Some("below_floor"));
             let message = error.map(|e| e.to_string()).unwrap_or_default();
             assert!(
-                message.contains("fold.memory_budget") && message.contains("16MiB"),
+                message.contains("memory budget") && message.contains("at least 16MiB"),
                 "{message}"
             );
         }
