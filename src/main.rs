@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use idfold_config::IdfoldConfig;
+use idfold_config::{ByteSize, IdfoldConfig, MemoryBudget};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -191,15 +191,57 @@ fn workspace_id(text: &str) -> Result<String, String> {
 /// rejections, 2 a missing profile or a usage error).
 const EXIT_FAILURE: u8 = 3;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct FoldArgs {
     /// Log records folded and committed per atomic batch.
     #[arg(long, env = "IDFOLD_BATCH_SIZE", default_value_t = 20_000)]
     pub batch_size: usize,
-    /// Accepted events kept in memory across workspaces before the least
-    /// recently used are dropped (they reload from disk when needed).
-    #[arg(long, env = "IDFOLD_MAX_RESIDENT_EVENTS", default_value_t = 2_000_000)]
-    pub max_resident_events: usize,
+    /// Bytes the fold keeps resident, sled's page cache included: a size
+    /// such as 512MiB, 2GiB or 800MB (no unit is bytes), at least 16MiB.
+    #[arg(
+        long,
+        env = "IDFOLD_FOLD_MEMORY_BUDGET",
+        value_name = "SIZE",
+        value_parser = memory_budget,
+        default_value_t = default_memory_budget()
+    )]
+    pub memory_budget: MemoryBudget,
+    /// Retired: refused with what replaced it, so that a deployment that
+    /// still sets it does not silently lose its bound.
+    #[arg(
+        long = "max-resident-events",
+        env = "IDFOLD_MAX_RESIDENT_EVENTS",
+        hide = true,
+        value_name = "N",
+        value_parser = retired_max_resident_events
+    )]
+    pub retired_max_resident_events: Option<String>,
+}
+
+/// The projector's default, which is above the floor.
+fn default_memory_budget() -> MemoryBudget {
+    MemoryBudget::new(ByteSize::from_bytes(
+        idfold_projector::DEFAULT_MEMORY_BUDGET,
+    ))
+    .unwrap_or(MemoryBudget::MIN)
+}
+
+/// `--memory-budget`: the error names both ways to set it, since clap
+/// names the flag even for a value from the environment.
+fn memory_budget(text: &str) -> Result<MemoryBudget, String> {
+    text.parse()
+        .map_err(|error| format!("{error} (--memory-budget, IDFOLD_FOLD_MEMORY_BUDGET)"))
+}
+
+/// `--max-resident-events` and `IDFOLD_MAX_RESIDENT_EVENTS`, whatever their value.
+fn retired_max_resident_events(_: &str) -> Result<String, String> {
+    let retired = idfold_config::Retired::MAX_RESIDENT_EVENTS;
+    Err(format!(
+        "{} ({}) {}",
+        retired.flag,
+        retired.variable,
+        retired.message()
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +392,8 @@ enum Command {
         /// Data directory; a fresh temporary one when absent.
         #[arg(long)]
         data: Option<PathBuf>,
+        #[command(flatten)]
+        fold: FoldArgs,
     },
     /// Print a generated, realistic workload as NDJSON.
     Generate {
@@ -497,7 +541,7 @@ fn main() -> ExitCode {
         Command::Config {
             action: ConfigCommand::Check,
         } => commands::config::check(cli.config.as_deref()),
-        Command::Demo { data } => commands::demo::run(data),
+        Command::Demo { data, fold } => commands::demo::run(data, &fold),
         Command::Generate {
             events,
             workspaces,
@@ -528,4 +572,49 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 );
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold_args(args: &[&str]) -> Result<FoldArgs, String> {
+        let cli =
+            Cli::try_parse_from(["idfold", "run"].iter().chain(args)).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run { fold, .. } => Ok(fold),
+            other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
+    #[test]
+    fn the_memory_budget_reaches_the_fold_options() -> Result<(), String> {
+        let options = commands::fold::options(&fold_args(&["--memory-budget", "64MiB"])?);
+        assert_eq!(options.memory_budget, 64 * 1024 * 1024);
+        // Unset, it is the projector's default (this test's environment
+        // does not set IDFOLD_FOLD_MEMORY_BUDGET).
+        if std::env::var_os("IDFOLD_FOLD_MEMORY_BUDGET").is_none() {
+            let options = commands::fold::options(&fold_args(&[])?);
+            assert_eq!(
+                options.memory_budget,
+                idfold_projector::DEFAULT_MEMORY_BUDGET
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_budget_below_the_floor_and_the_retired_flag_are_usage_errors() {
+        let refused = fold_args(&["--memory-budget", "3"])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            refused.contains("--memory-budget") && refused.contains("at least 16MiB"),
+            "{refused}"
+        );
+        let retired = fold_args(&["--max-resident-events", "5000"])
+            .err()
+            .unwrap_or_default();
+        assert!(retired.contains("--memory-budget"), "{retired}");
+    }
 }

@@ -784,3 +784,115 @@ fn first_difference(got: &str, expected: &str) -> String {
         expected.lines().count()
     )
 }
+
+#[test]
+fn the_memory_budget_bounds_the_fold_from_flag_environment_or_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let expected = sample().export();
+    let idfold = Idfold::new();
+    idfold.ingest(&fixture("sample.ndjson"));
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = idfold.command("run", args);
+        command.env_remove("IDFOLD_FOLD_MEMORY_BUDGET");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let out = command.output().expect("idfold runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let refused = |(code, stderr): (Option<i32>, String), names: &[&str]| {
+        assert_eq!(code, Some(2), "a usage error: {stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "{name} in {stderr}");
+        }
+    };
+
+    // Below the floor: refused before anything is folded.
+    refused(
+        run(&["--memory-budget", "3", "--until-idle"], &[]),
+        &[
+            "--memory-budget",
+            "IDFOLD_FOLD_MEMORY_BUDGET",
+            "at least 16MiB",
+        ],
+    );
+    refused(
+        run(&["--until-idle"], &[("IDFOLD_FOLD_MEMORY_BUDGET", "lots")]),
+        &["IDFOLD_FOLD_MEMORY_BUDGET", "not a size"],
+    );
+    assert_eq!(idfold.export(), "", "nothing was folded");
+    // The old setting is refused, naming the new one.
+    refused(
+        run(&["--until-idle"], &[("IDFOLD_MAX_RESIDENT_EVENTS", "5000")]),
+        &["IDFOLD_MAX_RESIDENT_EVENTS", "--memory-budget"],
+    );
+
+    // The file's budget is used unless the environment or a flag sets one.
+    let config = dir.path().join("idfold.toml");
+    std::fs::write(&config, "[fold]\nmemory_budget = \"64MiB\"\n").expect("written");
+    let config = config.to_str().expect("UTF-8");
+    let too_small = [("IDFOLD_FOLD_MEMORY_BUDGET", "3")];
+    refused(
+        run(&["--config", config, "--until-idle"], &too_small),
+        &["at least 16MiB"],
+    );
+    let (code, stderr) = run(
+        &[
+            "--config",
+            config,
+            "--memory-budget",
+            "64MiB",
+            "--until-idle",
+        ],
+        &too_small,
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the flag wins over the environment: {stderr}"
+    );
+    assert_eq!(
+        idfold.export(),
+        expected,
+        "a smaller budget changes no answer"
+    );
+
+    let check = |text: &str| {
+        let file = dir.path().join("check.toml");
+        std::fs::write(&file, text).expect("written");
+        let out = std::process::Command::new(harness::BIN)
+            .args(["config", "check", "--config"])
+            .arg(&file)
+            .env_remove("IDFOLD_FOLD_MEMORY_BUDGET")
+            .output()
+            .expect("idfold runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = check("[fold]\nmemory_budget = \"64MiB\"\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("IDFOLD_FOLD_MEMORY_BUDGET=64MiB"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = check("[limits]\nmax_resident_events = 2000000\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`limits.max_resident_events`")
+            && stderr.contains("`fold.memory_budget`")
+            && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check("[fold]\nmemory_budget = \"3\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`fold.memory_budget`") && stderr.contains("at least 16MiB"),
+        "{stderr}"
+    );
+}

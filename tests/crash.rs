@@ -29,11 +29,9 @@ fn sigkill_at_random_moments_changes_nothing() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut kills_mid_fold = 0;
     for _ in 0..6 {
-        // Small batches: many commits, so kills land between and inside them.
-        let mut child = crashed.spawn(
-            "run",
-            &["--batch-size", "700", "--max-resident-events", "5000"],
-        );
+        // Small batches: many commits, so kills land between and inside
+        // them; the smallest budget, so the fold evicts and reloads too.
+        let mut child = crashed.spawn("run", &["--batch-size", "700", "--memory-budget", "16MiB"]);
         std::thread::sleep(Duration::from_millis(rng.gen_range(100..900)));
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");

@@ -7,15 +7,18 @@ use std::process::ExitCode;
 
 use idfold_events::Identifier;
 use idfold_log::{DataDir, DeadLetterStore, EmbeddedLog};
-use idfold_projector::{FoldOptions, Projector};
+use idfold_projector::Projector;
 
+use super::fold::options;
 use super::ingest::{ingest_sources, Source};
 use super::query::print_table;
 
 /// A small hand-written workload that shows every rule at work.
 const SAMPLE: &str = include_str!("../../tests/fixtures/sample.ndjson");
 
-pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+use crate::FoldArgs;
+
+pub fn run(data: Option<PathBuf>, fold: &FoldArgs) -> anyhow::Result<ExitCode> {
     // Removed on drop; unused when --data names a directory.
     let temp = tempfile::tempdir()?;
     let path = data.unwrap_or_else(|| temp.path().to_owned());
@@ -30,7 +33,7 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let counts = ingest_sources(&log, &dead_letters, vec![sample], &mut |line, text| {
         eprintln!("line {line}: {text}")
     })?;
-    let mut projector = Projector::open(&dir, FoldOptions::default())?;
+    let mut projector = Projector::open(&dir, options(fold))?;
     projector.store().bind_log(super::fold::EMBEDDED_LOG)?;
     let folded = projector.fold_until_idle(&log, |_| {})?;
     let mut out = std::io::stdout().lock();

@@ -78,7 +78,7 @@ pub const EMBEDDED_LOG: &str = "embedded";
 pub fn options(args: &FoldArgs) -> FoldOptions {
     FoldOptions {
         batch_size: args.batch_size.max(1),
-        memory_budget: (args.max_resident_events as u64).saturating_mul(700),
+        memory_budget: args.memory_budget.bytes(),
     }
 }
 

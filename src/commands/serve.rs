@@ -272,10 +272,7 @@ pub fn run(
                 settings.bootstrap, settings.topics.events, settings.topics.dead_letters
             );
             let follow_dir = dir.clone();
-            let follow_fold = FoldArgs {
-                batch_size: fold.batch_size,
-                max_resident_events: fold.max_resident_events,
-            };
+            let follow_fold = fold.clone();
             let stages = args.stages;
             // This instance among the others: what its fold holds, said
             // on P.instances; what the others hold, read from there.

@@ -1,4 +1,6 @@
-/// Why the configuration file could not be used.
+use crate::size::ByteSize;
+
+/// Why the configuration file, or a setting's value, could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The cause follows the message wherever the chain is shown; the
@@ -16,4 +18,30 @@ pub enum ConfigError {
         path: String,
         problems: Vec<crate::Problem>,
     },
+    #[error("{text:?} is not a size: give a whole number and a unit, such as \"512MiB\", \"2GiB\", \"800MB\" or \"65536KiB\" (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024; no unit is bytes)")]
+    NotASize { text: String },
+    #[error("{text:?} is more bytes than a 64-bit number holds")]
+    SizeTooLarge { text: String },
+    /// `what` names the setting in words; the caller adds its key, flag
+    /// or variable, whichever the value came from.
+    #[error("{what} must be at least {floor} ({} bytes), not {} bytes", floor.bytes(), size.bytes())]
+    BelowFloor {
+        what: &'static str,
+        size: ByteSize,
+        floor: ByteSize,
+    },
+}
+
+impl ConfigError {
+    /// The stable code of each kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "config_unreadable",
+            ConfigError::Parse { .. } => "config_not_toml",
+            ConfigError::Invalid { .. } => "config_invalid",
+            ConfigError::NotASize { .. } => "not_a_size",
+            ConfigError::SizeTooLarge { .. } => "size_too_large",
+            ConfigError::BelowFloor { .. } => "below_floor",
+        }
+    }
 }

@@ -8,6 +8,7 @@ use idfold_access::{AccessConfig, WorkspaceAccess};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::size::MemoryBudget;
 
 /// Everything idfold reads from the file. Unknown keys are errors, so a
 /// typo is reported rather than ignored.
@@ -26,6 +27,8 @@ pub struct IdfoldConfig {
     pub kafka: Option<KafkaSection>,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub fold: FoldSection,
     #[serde(default)]
     pub dashboard: DashboardSection,
     #[serde(default)]
@@ -93,10 +96,50 @@ pub struct LimitsSection {
     pub write_queue: Option<usize>,
     pub ack_timeout_secs: Option<u64>,
     pub batch_size: Option<usize>,
-    pub max_resident_events: Option<usize>,
     pub lock_wait_secs: Option<u64>,
     pub disk_reserve_mb: Option<u64>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FoldSection {
+    /// What the fold keeps resident, sled's page cache included
+    /// (`--memory-budget`, `IDFOLD_FOLD_MEMORY_BUDGET`).
+    pub memory_budget: Option<MemoryBudget>,
+}
+
+/// A setting idfold no longer reads: given in the file, the environment
+/// or on the command line, it is refused with what replaced it, so that a
+/// deployment does not silently lose what it meant to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    /// Its key in the file.
+    pub key: &'static str,
+    pub variable: &'static str,
+    pub flag: &'static str,
+    /// What to set instead, and how.
+    pub replaced_by: &'static str,
+}
+
+impl Retired {
+    /// `limits.max_resident_events`: the fold is bounded by bytes, not events.
+    pub const MAX_RESIDENT_EVENTS: Retired = Retired {
+        key: "limits.max_resident_events",
+        variable: "IDFOLD_MAX_RESIDENT_EVENTS",
+        flag: "--max-resident-events",
+        replaced_by: "the fold is bounded by bytes now: set `fold.memory_budget` \
+            (--memory-budget, IDFOLD_FOLD_MEMORY_BUDGET) to what it may keep resident, \
+            such as \"512MiB\", instead",
+    };
+
+    /// Why it is refused, without its own name (the caller shows that).
+    pub fn message(&self) -> String {
+        format!("is no longer read; {}", self.replaced_by)
+    }
+}
+
+/// Every retired setting.
+pub const RETIRED: &[Retired] = &[Retired::MAX_RESIDENT_EVENTS];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +207,28 @@ impl IdfoldConfig {
         let mut document: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
         let spans = toml_edit::ImDocument::parse(text).ok();
         let mut problems = Vec::new();
+        // Retired keys are taken out first, each a problem saying what
+        // replaced it (not the generic "unknown field").
+        for retired in RETIRED {
+            let segments: Vec<_> = retired
+                .key
+                .split('.')
+                .map(|key| serde_path_to_error::Segment::Map {
+                    key: key.to_owned(),
+                })
+                .collect();
+            if value_at(&document, &segments).is_some() {
+                let mut message = retired.message();
+                let offset = spans
+                    .as_ref()
+                    .and_then(|d| key_offset(d.as_item(), &segments));
+                if let Some(offset) = offset {
+                    message.push_str(&format!(" (line {})", line_of(text, offset)));
+                }
+                problems.push((offset, problem(retired.key, message)));
+                remove_path(&mut document, &segments);
+            }
+        }
         // The keys taken out so far: a table that then lacks a required
         // key (a workspace without the `id` of the wrong type) is their
         // consequence, not another problem.
@@ -391,15 +456,15 @@ impl IdfoldConfig {
             ("IDFOLD_WRITE_QUEUE", as_u64(limits.write_queue)),
             ("IDFOLD_ACK_TIMEOUT_SECS", limits.ack_timeout_secs),
             ("IDFOLD_BATCH_SIZE", as_u64(limits.batch_size)),
-            (
-                "IDFOLD_MAX_RESIDENT_EVENTS",
-                as_u64(limits.max_resident_events),
-            ),
             ("IDFOLD_LOCK_WAIT_SECS", limits.lock_wait_secs),
             ("IDFOLD_DISK_RESERVE_MB", limits.disk_reserve_mb),
         ] {
             put(name, value.map(|n| n.to_string()));
         }
+        put(
+            "IDFOLD_FOLD_MEMORY_BUDGET",
+            self.fold.memory_budget.map(|b| b.to_string()),
+        );
         put(
             "IDFOLD_DASHBOARD_SECURE_COOKIE",
             self.dashboard.secure_cookie.map(|on| on.to_string()),
@@ -570,7 +635,6 @@ fn check_limits(limits: &LimitsSection, problems: &mut Vec<Problem>) {
         ("limits.write_queue", limits.write_queue),
         ("limits.max_connections", limits.max_connections),
         ("limits.batch_size", limits.batch_size),
-        ("limits.max_resident_events", limits.max_resident_events),
         (
             "limits.ack_timeout_secs",
             limits
@@ -846,6 +910,59 @@ mod every_problem {
         assert_eq!(config.data, Some(PathBuf::from("/srv/idfold")));
         assert_eq!(config.limits.write_queue, Some(9));
         assert_eq!(config.limits.batch_size, None);
+        Ok(())
+    }
+
+    #[test]
+    fn the_memory_budget_is_a_size_and_becomes_its_variable() -> Result<(), String> {
+        let (config, problems) = IdfoldConfig::parse("[fold]\nmemory_budget = \"64MiB\"\n")?;
+        assert_eq!(problems, vec![]);
+        assert_eq!(config.check(), vec![]);
+        assert_eq!(
+            config.fold.memory_budget.map(MemoryBudget::bytes),
+            Some(64 * 1024 * 1024)
+        );
+        assert!(config
+            .environment()
+            .contains(&("IDFOLD_FOLD_MEMORY_BUDGET", "64MiB".to_owned())));
+
+        let (config, problems) =
+            IdfoldConfig::parse("[limits]\nbatch_size = 9\n[fold]\nmemory_budget = \"3\"\n")?;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "fold.memory_budget");
+        assert!(
+            problems[0].message.contains("at least 16MiB")
+                && problems[0].message.ends_with("(line 4)"),
+            "{problems:?}"
+        );
+        assert_eq!(config.limits.batch_size, Some(9));
+        assert_eq!(config.fold.memory_budget, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_retired_key_is_refused_naming_its_replacement() -> Result<(), String> {
+        let (config, problems) = IdfoldConfig::parse(
+            "[limits]\nbatch_size = 9\nmax_resident_events = 5000\n[fold]\nmemory_budget = \"1GiB\"\n",
+        )?;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "limits.max_resident_events");
+        assert!(
+            problems[0].message.contains("`fold.memory_budget`")
+                && problems[0].message.contains("IDFOLD_FOLD_MEMORY_BUDGET")
+                && problems[0].message.ends_with("(line 3)"),
+            "{problems:?}"
+        );
+        // The rest of the file is read as usual.
+        assert_eq!(config.limits.batch_size, Some(9));
+        assert_eq!(
+            config.fold.memory_budget.map(MemoryBudget::bytes),
+            Some(1 << 30)
+        );
+        // Whatever its type: it is the key that is retired.
+        let (_, problems) = IdfoldConfig::parse("[limits]\nmax_resident_events = \"x\"\n")?;
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["limits.max_resident_events"]);
         Ok(())
     }
 

@@ -34,8 +34,9 @@ max_inflight_requests = 256
 write_queue = 128
 ack_timeout_secs = 10
 batch_size = 20000
-max_resident_events = 2000000
 lock_wait_secs = 30
+[fold]
+memory_budget = "512MiB"
 [[workspaces]]
 id = "acme"
 write_keys = ["{}"]
