@@ -10,6 +10,7 @@ mod mau;
 mod profile;
 mod record;
 mod store;
+mod view;
 mod workspace;
 
 pub use erasure::{ErasureRecord, RetainedMau};
@@ -21,4 +22,5 @@ pub use mau::{MauRow, MonthlyActiveUsers};
 pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};
 pub use store::StateStore;
+pub use view::{EventCounts, ProfileKind, ProfileView, ResponseView, SurveyStats, TrackStats};
 pub use workspace::{Applied, WorkspaceChanges, WorkspaceState};
