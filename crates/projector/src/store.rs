@@ -16,6 +16,7 @@ use crate::erasure::{ErasureRecord, RetainedMau};
 use crate::error::ProjectorError;
 use crate::mau::{MauRow, MonthlyActiveUsers};
 use crate::record::FoldRecord;
+use crate::view::ProfileView;
 use crate::workspace::{keep_lines, WorkspaceChanges, WorkspaceState};
 
 const STATE_TREE: &str = "state";
@@ -359,17 +360,71 @@ impl StateStore {
         workspace_id: &str,
         id: &Identifier,
     ) -> Result<Option<(Identifier, Value)>, ProjectorError> {
-        let target = if id.kind == IdentifierKind::User {
-            id.clone()
-        } else {
-            let k = key(IDENTIFIER, workspace_id, id.to_string().as_bytes());
-            let Some(v) = self.tree.get(&k)? else {
-                return Ok(None);
-            };
-            let text = std::str::from_utf8(&v).map_err(|e| corrupt(&k, e))?;
-            Identifier::parse(text).ok_or_else(|| corrupt(&k, "not an identifier"))?
+        let Some(target) = self.resolve(workspace_id, id)? else {
+            return Ok(None);
         };
         Ok(self.profile(workspace_id, &target)?.map(|p| (target, p)))
+    }
+
+    /// The profile id an identifier resolves to, if it was ever seen (a
+    /// user always resolves to itself).
+    fn resolve(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<Identifier>, ProjectorError> {
+        if id.kind == IdentifierKind::User {
+            return Ok(Some(id.clone()));
+        }
+        let k = key(IDENTIFIER, workspace_id, id.to_string().as_bytes());
+        let Some(v) = self.tree.get(&k)? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&v).map_err(|e| corrupt(&k, e))?;
+        Identifier::parse(text)
+            .map(Some)
+            .ok_or_else(|| corrupt(&k, "not an identifier"))
+    }
+
+    /// [`Self::profile`] as the typed view readers use.
+    pub fn profile_view(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<ProfileView>, ProjectorError> {
+        let k = key(PROFILE, workspace_id, id.to_string().as_bytes());
+        self.tree
+            .get(&k)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&k, e)))
+            .transpose()
+    }
+
+    /// [`Self::lookup`] as the typed view: the profile an identifier
+    /// belongs to now, and its id.
+    pub fn lookup_view(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<(Identifier, ProfileView)>, ProjectorError> {
+        let Some(target) = self.resolve(workspace_id, id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .profile_view(workspace_id, &target)?
+            .map(|p| (target, p)))
+    }
+
+    /// [`Self::profiles`] as typed views, in the same order.
+    pub fn profile_views(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<ProfileView, ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(PROFILE, workspace_id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))
+            })
     }
 
     pub fn mau_row(&self, workspace_id: &str, month: Month) -> Result<MauRow, ProjectorError> {
