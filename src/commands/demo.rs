@@ -49,7 +49,7 @@ pub fn run(data: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     print_table(&mut out, &rows)?;
     if let Some((_, profile)) = projector
         .store()
-        .lookup("acme", &Identifier::anonymous("device-1"))?
+        .lookup_view("acme", &Identifier::anonymous("device-1"))?
     {
         writeln!(
             out,
