@@ -5,12 +5,14 @@
 
 mod harness;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::kafka::{on_kafka, split_lines, test_broker, KafkaTopics, OwnBroker};
 use harness::{fixture, generated_workload, Idfold};
+use idfold_projector::ProfileView;
 use rand::Rng;
 
 /// `idfold <sub> --data DIR <kafka args> <extra>`, asserting success;
@@ -118,27 +120,30 @@ fn an_event_file_exports_the_same_through_kafka_as_through_the_embedded_log() {
     assert_eq!(idfold.export(), expected);
 
     // The compacted topics hold the export's MAU rows and identified
-    // profiles, latest value per key, for any Kafka client to read.
+    // profiles, latest value per key, for any Kafka client to read; a
+    // profile reads as the typed view every reader of idfold uses.
     let mut rows = serde_json::Map::new();
-    let mut profiles = serde_json::Map::new();
+    let mut profiles = BTreeMap::new();
     for (record, workspace, value) in harness::export_records(&expected) {
         if record == "mau" {
             let month = value["month"].as_str().unwrap_or_default().to_owned();
             rows.insert(format!("{workspace}/{month}"), value);
-        } else if !value["id"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("anonymous:")
-        {
-            let id = value["id"].as_str().unwrap_or_default().to_owned();
-            profiles.insert(format!("{workspace}/{id}"), value);
+        } else {
+            let profile: ProfileView = serde_json::from_value(value).expect("an exported profile");
+            if profile.is_identified() {
+                profiles.insert(format!("{workspace}/{}", profile.id), profile);
+            }
         }
     }
     assert_eq!(topics.read_latest("mau"), rows);
-    let published: serde_json::Map<String, serde_json::Value> = topics
+    let published: BTreeMap<String, ProfileView> = topics
         .read_latest("profiles")
         .into_iter()
         .filter(|(_, v)| !v.is_null())
+        .map(|(key, value)| match serde_json::from_value(value) {
+            Ok(profile) => (key, profile),
+            Err(e) => panic!("{key} is not a profile: {e}"),
+        })
         .collect();
     assert_eq!(published.len(), profiles.len());
     assert_eq!(published, profiles);

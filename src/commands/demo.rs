@@ -52,7 +52,7 @@ pub fn run(data: Option<PathBuf>, fold: &FoldArgs) -> anyhow::Result<ExitCode> {
     print_table(&mut out, &rows)?;
     if let Some((_, profile)) = projector
         .store()
-        .lookup("acme", &Identifier::anonymous("device-1"))?
+        .lookup_view("acme", &Identifier::anonymous("device-1"))?
     {
         writeln!(
             out,

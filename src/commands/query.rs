@@ -128,15 +128,12 @@ pub fn profile(
     let dir = data.open_existing()?;
     let store = StateStore::open(&dir)?;
     note_unfolded(&dir, &store)?;
-    let Some((target, mut profile)) = store.lookup(workspace, &id)? else {
+    let Some(found) = store.lookup_view(workspace, &id)? else {
         eprintln!("no profile for {id} in workspace {workspace}");
         return Ok(ExitCode::from(2));
     };
-    if target != id {
-        if let Value::Object(map) = &mut profile {
-            map.insert("resolved_from".into(), json!(id.to_string()));
-        }
-    }
+    // What the read API answers for the same lookup.
+    let profile = idfold_read_api::profile_answer(&id, Some(found))?;
     let text = if json {
         serde_json::to_string(&profile)?
     } else {
@@ -189,14 +186,14 @@ pub fn responses(
     let mut rows = Vec::new();
     match &args.profile {
         Some(id) => {
-            let Some((_, profile)) = store.lookup(workspace, id)? else {
+            let Some((_, profile)) = store.lookup_view(workspace, id)? else {
                 eprintln!("no profile for {id} in workspace {workspace}");
                 return Ok(ExitCode::from(2));
             };
             rows.extend(idfold_read_api::responses_of(&profile, &filter));
         }
         None => {
-            for profile in store.profiles(Some(workspace)) {
+            for profile in store.profile_views(Some(workspace)) {
                 rows.extend(idfold_read_api::responses_of(&profile?, &filter));
             }
         }

@@ -11,6 +11,7 @@ mod profile;
 mod record;
 mod state;
 mod store;
+mod view;
 mod workspace;
 
 pub use erasure::{ErasureRecord, RetainedMau};
@@ -23,4 +24,7 @@ pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};
 pub use state::{MessageHash, NodeRecord, TargetRecord};
 pub use store::StateStore;
-pub use workspace::{render_target, Applied, StateReader, WorkspaceChanges, WorkspaceState};
+pub use view::{EventCounts, ProfileKind, ProfileView, ResponseView, SurveyStats, TrackStats};
+pub use workspace::{
+    render_target, render_view, Applied, StateReader, WorkspaceChanges, WorkspaceState,
+};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::record::FoldRecord;
+use crate::view::{self, EventCounts, ProfileKind, ProfileView, ResponseView, SurveyStats};
 
 /// A value with the (event time, message_id) that wrote it: the greatest wins
 /// for sets and answers, the smallest for `set_once`.
@@ -336,9 +337,7 @@ impl ProfileAggregate {
         emails: Vec<String>,
         anonymous_ids: Vec<String>,
     ) -> Value {
-        let mut emails = emails;
-        let mut anonymous_ids = anonymous_ids;
-        let view = self.view(workspace_id, id, &mut emails, &mut anonymous_ids);
+        let view = self.view(workspace_id, id, emails, anonymous_ids);
         serde_json::to_value(&view).unwrap_or(Value::Null)
     }
 
@@ -348,21 +347,22 @@ impl ProfileAggregate {
         &self,
         workspace_id: &str,
         id: &Identifier,
-        mut emails: Vec<String>,
-        mut anonymous_ids: Vec<String>,
+        emails: Vec<String>,
+        anonymous_ids: Vec<String>,
     ) -> Vec<u8> {
-        let view = self.view(workspace_id, id, &mut emails, &mut anonymous_ids);
-        // Serializing borrowed strings, numbers and JSON values cannot fail.
+        let view = self.view(workspace_id, id, emails, anonymous_ids);
+        // Serializing strings, numbers and JSON values cannot fail.
         serde_json::to_vec(&view).unwrap_or_default()
     }
 
-    fn view<'a>(
-        &'a self,
-        workspace_id: &'a str,
-        id: &'a Identifier,
-        emails: &'a mut Vec<String>,
-        anonymous_ids: &'a mut Vec<String>,
-    ) -> ProfileView<'a> {
+    /// The profile as the typed view every reader parses.
+    pub fn view(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+        mut emails: Vec<String>,
+        mut anonymous_ids: Vec<String>,
+    ) -> ProfileView {
         emails.sort();
         emails.dedup();
         anonymous_ids.sort();
@@ -375,7 +375,7 @@ impl ProfileAggregate {
                     Some(latest) => latest.value.as_ref(),
                     None => state.first_once.as_ref().map(|once| &once.value),
                 };
-                value.map(|v| (name.as_str(), v))
+                value.map(|v| (name.clone(), v.clone()))
             })
             .collect();
         let count = |k: EventKind| self.event_counts.get(&k).copied().unwrap_or(0);
@@ -389,8 +389,8 @@ impl ProfileAggregate {
             .map(|(survey_id, counts)| {
                 let responded = responded.get(survey_id.as_str()).copied().unwrap_or(0);
                 (
-                    survey_id.as_str(),
-                    SurveyView {
+                    survey_id.clone(),
+                    SurveyStats {
                         dismissed: counts.dismissed,
                         last_dismissed: counts.last_dismissed.map(format_nanos),
                         last_responded: counts.last_responded.map(format_nanos),
@@ -401,38 +401,38 @@ impl ProfileAggregate {
                 )
             })
             .collect();
-        let merged =
-            |fields: &'a BTreeMap<String, Option<Stamped<Value>>>| -> BTreeMap<&'a str, &'a Value> {
-                fields
-                    .iter()
-                    .filter_map(|(k, v)| v.as_ref().map(|l| (k.as_str(), &l.value)))
-                    .collect()
-            };
-        let mut responses: Vec<ResponseView<'a>> = self
+        let merged = |fields: &BTreeMap<String, Option<Stamped<Value>>>| {
+            fields
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|l| (k.clone(), l.value.clone())))
+                .collect()
+        };
+        let mut timed: Vec<(EventTime, &str, &str, &ResponseState)> = self
             .responses
             .iter()
             .filter_map(|((survey_id, response_id), state)| {
                 let at = state.latest.as_ref()?.time;
-                Some(ResponseView {
-                    answers: merged(&state.answers),
-                    context: merged(&state.context),
-                    response_id,
-                    survey_id,
-                    timestamp: format_nanos(at),
-                    at,
-                })
+                Some((at, response_id.as_str(), survey_id.as_str(), state))
             })
             .collect();
-        responses.sort_by(|a, b| {
-            (a.at, a.response_id, a.survey_id).cmp(&(b.at, b.response_id, b.survey_id))
-        });
+        timed.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let responses = timed
+            .into_iter()
+            .map(|(at, response_id, survey_id, state)| ResponseView {
+                answers: merged(&state.answers),
+                context: merged(&state.context),
+                response_id: response_id.to_owned(),
+                survey_id: survey_id.to_owned(),
+                timestamp: format_nanos(at),
+            })
+            .collect();
         let track = self
             .track
             .iter()
             .map(|(name, s)| {
                 (
-                    name.as_str(),
-                    TrackView {
+                    name.clone(),
+                    view::TrackStats {
                         count: s.count,
                         days: s.days.iter().map(|(day, n)| (day_name(*day), *n)).collect(),
                         first: format_nanos(s.first),
@@ -444,7 +444,7 @@ impl ProfileAggregate {
         ProfileView {
             anonymous_ids,
             emails,
-            event_counts: EventCountsView {
+            event_counts: EventCounts {
                 identify: count(EventKind::Identify),
                 survey: count(EventKind::Survey),
                 track: count(EventKind::Track),
@@ -453,17 +453,17 @@ impl ProfileAggregate {
             first_seen: self.first_seen.map(format_nanos),
             id: id.to_string(),
             kind: if id.is_identified() {
-                "identified"
+                ProfileKind::Identified
             } else {
-                "anonymous"
+                ProfileKind::Anonymous
             },
             last_seen: self.last_seen.map(format_nanos),
             responses,
             surveys,
             track,
             traits,
-            user_id: (id.kind == IdentifierKind::User).then_some(id.value.as_str()),
-            workspace_id,
+            user_id: (id.kind == IdentifierKind::User).then(|| id.value.clone()),
+            workspace_id: workspace_id.to_owned(),
         }
     }
 }
@@ -472,67 +472,6 @@ impl ProfileAggregate {
 fn day_name(day: i64) -> String {
     let text = format_nanos(day.saturating_mul(DAY));
     text.get(..10).unwrap_or(&text).to_owned()
-}
-
-// The profile JSON, borrowed from the aggregate. Fields are declared in
-// alphabetical order so the output's keys are sorted, as every other map's.
-
-#[derive(Serialize)]
-struct ProfileView<'a> {
-    anonymous_ids: &'a [String],
-    emails: &'a [String],
-    event_counts: EventCountsView,
-    first_seen: Option<String>,
-    id: String,
-    kind: &'static str,
-    last_seen: Option<String>,
-    responses: Vec<ResponseView<'a>>,
-    surveys: BTreeMap<&'a str, SurveyView>,
-    track: BTreeMap<&'a str, TrackView>,
-    traits: BTreeMap<&'a str, &'a Value>,
-    user_id: Option<&'a str>,
-    workspace_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct EventCountsView {
-    identify: u64,
-    survey: u64,
-    track: u64,
-    traits: u64,
-}
-
-#[derive(Serialize)]
-struct SurveyView {
-    dismissed: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_dismissed: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_responded: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_shown: Option<String>,
-    responded: u64,
-    shown: u64,
-}
-
-#[derive(Serialize)]
-struct TrackView {
-    count: u64,
-    /// `YYYY-MM-DD` -> events that UTC day.
-    days: BTreeMap<String, u64>,
-    first: String,
-    last: String,
-}
-
-#[derive(Serialize)]
-struct ResponseView<'a> {
-    answers: BTreeMap<&'a str, &'a Value>,
-    context: BTreeMap<&'a str, &'a Value>,
-    response_id: &'a str,
-    survey_id: &'a str,
-    timestamp: String,
-    #[serde(skip)]
-    at: EventTime,
 }
 
 #[cfg(test)]
@@ -600,6 +539,66 @@ mod tests {
             "same bytes as the sorted-key form"
         );
         assert_eq!(value["emails"], json!(["a@x.io", "b@x.io"]));
+    }
+
+    /// What the store keeps parses back into the typed view it was
+    /// written from, and writes the same bytes again.
+    #[test]
+    fn rendered_bytes_parse_into_the_view_and_back() {
+        let mut p = ProfileAggregate::default();
+        p.apply(&traits(
+            "a",
+            1_000_000_000,
+            json!({"plan": "pro", "beta": null, "address": {"zip": "1", "city": "x"}}),
+            json!({"first_plan": "trial"}),
+            &[],
+        ));
+        p.apply(&FoldRecord {
+            track_event: Some("Open".into()),
+            ..record("b", 90_000_000_000_000, EventKind::Track)
+        });
+        for (mid, action, t) in [
+            ("c", SurveyAction::Shown, 5),
+            ("d", SurveyAction::Dismissed, 6),
+            ("e", SurveyAction::Responded, 7),
+        ] {
+            p.apply(&FoldRecord {
+                survey: Some(SurveyStep {
+                    survey_id: "nps".into(),
+                    action,
+                    response_id: None,
+                    answers: json!({"score": 9.5})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    context: json!({"page": "/"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                }),
+                ..record(mid, t, EventKind::Survey)
+            });
+        }
+        let id = Identifier::user("u");
+        let emails = vec!["a@x.io".to_owned()];
+        let view = p.view("w", &id, emails.clone(), vec!["d".into()]);
+        let bytes = p.render_bytes("w", &id, emails, vec!["d".into()]);
+        let parsed: Option<ProfileView> = serde_json::from_slice(&bytes).ok();
+        assert_eq!(parsed.as_ref(), Some(&view));
+        assert_eq!(
+            parsed.and_then(|v| serde_json::to_vec(&v).ok()),
+            Some(bytes)
+        );
+        assert_eq!(view.traits.get("beta"), Some(&Value::Null));
+        assert_eq!(view.surveys["nps"].responded, 1);
+
+        let empty = ProfileAggregate::default().render_bytes("w", &id, vec![], vec![]);
+        let parsed: Option<ProfileView> = serde_json::from_slice(&empty).ok();
+        assert_eq!(parsed.as_ref().map(|v| v.first_seen.is_none()), Some(true));
+        assert_eq!(
+            parsed.and_then(|v| serde_json::to_vec(&v).ok()),
+            Some(empty)
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::state::{
     decode_hashes, decode_history_chunk, decode_node, decode_target, MessageHash, NodeRecord,
     SeenMark, TargetRecord,
 };
-use crate::workspace::{render_target, StateReader, WorkspaceChanges};
+use crate::view::ProfileView;
+use crate::workspace::{render_target, render_view, StateReader, WorkspaceChanges};
 
 const STATE_TREE: &str = "state";
 const NODE: u8 = b'N';
@@ -451,17 +452,74 @@ impl StateStore {
         workspace_id: &str,
         id: &Identifier,
     ) -> Result<Option<(Identifier, Value)>, ProjectorError> {
-        let target = if id.kind == IdentifierKind::User {
-            id.clone()
-        } else {
-            let k = id_key(IDENTIFIER, workspace_id, id);
-            let Some(v) = self.tree.get(&k)? else {
-                return Ok(None);
-            };
-            let text = std::str::from_utf8(&v).map_err(|e| corrupt(&k, e))?;
-            Identifier::parse(text).ok_or_else(|| corrupt(&k, "not an identifier"))?
+        let Some(target) = self.resolve(workspace_id, id)? else {
+            return Ok(None);
         };
         Ok(self.profile(workspace_id, &target)?.map(|p| (target, p)))
+    }
+
+    /// The profile id an identifier resolves to, if it was ever seen (a
+    /// user always resolves to itself).
+    fn resolve(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<Identifier>, ProjectorError> {
+        if id.kind == IdentifierKind::User {
+            return Ok(Some(id.clone()));
+        }
+        let k = id_key(IDENTIFIER, workspace_id, id);
+        let Some(v) = self.tree.get(&k)? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&v).map_err(|e| corrupt(&k, e))?;
+        Identifier::parse(text)
+            .map(Some)
+            .ok_or_else(|| corrupt(&k, "not an identifier"))
+    }
+
+    /// [`Self::profile`] as the typed view readers use.
+    pub fn profile_view(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<ProfileView>, ProjectorError> {
+        Ok(self
+            .target_record(workspace_id, id)?
+            .and_then(|t| render_view(workspace_id, id, &t)))
+    }
+
+    /// [`Self::lookup`] as the typed view: the profile an identifier
+    /// belongs to now, and its id.
+    pub fn lookup_view(
+        &self,
+        workspace_id: &str,
+        id: &Identifier,
+    ) -> Result<Option<(Identifier, ProfileView)>, ProjectorError> {
+        let Some(target) = self.resolve(workspace_id, id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .profile_view(workspace_id, &target)?
+            .map(|p| (target, p)))
+    }
+
+    /// [`Self::profiles`] as typed views, in the same order.
+    pub fn profile_views(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<ProfileView, ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(TARGET, workspace_id))
+            .filter_map(|entry| {
+                let rendered = (|| {
+                    let (k, v) = entry?;
+                    let (workspace, id) = split_id_key(&k).ok_or_else(|| corrupt(&k, "key"))?;
+                    let target = decode_target(&v).map_err(|e| corrupt(&k, e))?;
+                    Ok(render_view(&workspace, &id, &target))
+                })();
+                rendered.transpose()
+            })
     }
 
     pub fn mau_row(&self, workspace_id: &str, month: Month) -> Result<MauRow, ProjectorError> {

@@ -27,6 +27,7 @@ use crate::state::{
     encode_hashes, encode_history_record, encode_node, encode_target, MessageHash, NodeRecord,
     SeenMark, TargetRecord,
 };
+use crate::view::ProfileView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -926,6 +927,18 @@ impl WorkspaceState {
         }
         changes
     }
+}
+
+/// A target's profile: its contributions merged, with the emails and
+/// devices that resolve to it now. None where no event lands there.
+pub fn render_view(
+    workspace_id: &str,
+    id: &Identifier,
+    target: &TargetRecord,
+) -> Option<ProfileView> {
+    let profile = target.profile()?;
+    let (emails, devices) = resolving_lists(target);
+    Some(profile.view(workspace_id, id, emails, devices))
 }
 
 /// A target's profile JSON: its contributions merged, with the emails and

@@ -74,3 +74,48 @@ fn a_cache_is_dropped_when_another_fold_moved_the_store_on() -> anyhow::Result<(
     assert_eq!(export(&dir), incremental);
     Ok(())
 }
+
+#[test]
+fn typed_reads_give_the_stored_profile_and_follow_a_device_to_its_user() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = DataDir::open(tmp.path(), Duration::ZERO)?;
+    let line = |mid: &str, ids: &str| {
+        RawInput {
+        bytes: format!(
+            r#"{{"type":"track","message_id":"{mid}","workspace_id":"w","timestamp":"2026-01-01T00:00:00Z",{ids},"event":"Open"}}"#
+        )
+        .into_bytes(),
+        ..RawInput::default()
+    }
+    };
+    let log = EmbeddedLog::open(&dir)?;
+    let dead = DeadLetterStore::open(&dir)?;
+    Publisher::new(&log, &dead, "file").publish(
+        "test",
+        &[
+            line("m1", r#""anonymous_id":"d""#),
+            line("m2", r#""anonymous_id":"d","user_id":"u""#),
+        ],
+    )?;
+    let mut projector = Projector::open(&dir, FoldOptions::default())?;
+    projector.fold_until_idle(&log, |_| {})?;
+    let store = projector.store();
+
+    let user = Identifier::user("u");
+    let (target, view) = store
+        .lookup_view("w", &Identifier::anonymous("d"))?
+        .expect("the device resolves");
+    assert_eq!(target, user);
+    assert_eq!(view.id, "user:u");
+    assert_eq!(view.anonymous_ids, vec!["d".to_owned()]);
+    assert_eq!(view.event_counts.track, 2, "the device's event moved over");
+    assert_eq!(store.profile_view("w", &user)?.as_ref(), Some(&view));
+    let stored = store.profile("w", &user)?.expect("stored");
+    assert_eq!(serde_json::to_value(&view)?, stored);
+    let all: Vec<_> = store.profile_views(Some("w")).collect::<Result<_, _>>()?;
+    assert_eq!(all, vec![view]);
+    assert!(store
+        .lookup_view("w", &Identifier::anonymous("x"))?
+        .is_none());
+    Ok(())
+}

@@ -325,7 +325,7 @@ fn overview(state: &ReadState, workspace: &str, find: &Find) -> Result<Markup, R
     let segments = state.segments().all(workspace)?;
     let mut sizes = vec![0usize; segments.len()];
     let at = state.now();
-    for profile in store.profiles(Some(workspace)) {
+    for profile in store.profile_views(Some(workspace)) {
         let profile = profile?;
         responses.extend(responses_of(&profile, &ResponseFilter::default()));
         // Only the newest are shown: keep memory to what is.
@@ -374,7 +374,7 @@ fn overview(state: &ReadState, workspace: &str, find: &Find) -> Result<Markup, R
                             @for r in &responses {
                                 tr {
                                     td { (r.timestamp) } td { (r.survey_id) } td { (r.profile_id) }
-                                    td { code { (Value::Object(r.answers.clone()).to_string()) } }
+                                    td { code { (serde_json::to_string(&r.answers).unwrap_or_default()) } }
                                 }
                             }
                         }
@@ -433,7 +433,7 @@ fn lookup(state: &ReadState, workspace: &str, find: &Find) -> Option<Result<Valu
         (kind == "anonymous_id").then_some(value),
     );
     let outcome = asked.and_then(|asked| {
-        let found = state.store().lookup(workspace, &asked)?;
+        let found = state.store().lookup_view(workspace, &asked)?;
         answer(&asked, found)
     });
     Some(outcome.map_err(|e| e.to_string()))

@@ -25,6 +25,7 @@ pub use erasure::{erasure_request, outcome_json, ErasureLog};
 pub use error::ReadError;
 pub use forward::ClusterView;
 pub use headers::security_headers;
+pub use profiles::answer as profile_answer;
 pub use responses::{page, responses_of, time_param, to_csv, Cursor, ResponseFilter, ResponseRow};
 pub use routes::{router, ReadState};
 pub use segments::SegmentStore;

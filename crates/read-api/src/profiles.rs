@@ -4,6 +4,7 @@
 use idfold_events::{
     normalize_identifier, parse_profile_id, Identifier, IdentifierKind, InvalidProfileId,
 };
+use idfold_projector::ProfileView;
 use serde_json::Value;
 
 use crate::error::ReadError;
@@ -52,15 +53,21 @@ pub fn path_identifier(text: &str) -> Result<Identifier, ReadError> {
     })
 }
 
-/// The profile JSON as `idfold profile` prints it.
-pub fn answer(asked: &Identifier, found: Option<(Identifier, Value)>) -> Result<Value, ReadError> {
-    let (target, mut profile) = found.ok_or(ReadError::NotFound("such profile"))?;
+/// The profile JSON as `idfold profile` prints it: the typed view, with
+/// `resolved_from` naming what was asked when it resolved to another
+/// profile (in its sorted place among the keys).
+pub fn answer(
+    asked: &Identifier,
+    found: Option<(Identifier, ProfileView)>,
+) -> Result<Value, ReadError> {
+    let (target, profile) = found.ok_or(ReadError::NotFound("such profile"))?;
+    let mut json = serde_json::to_value(&profile).map_err(|e| ReadError::Output(e.to_string()))?;
     if &target != asked {
-        if let Value::Object(map) = &mut profile {
+        if let Value::Object(map) = &mut json {
             map.insert("resolved_from".into(), Value::from(asked.to_string()));
         }
     }
-    Ok(profile)
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -137,20 +144,24 @@ mod tests {
 
     #[test]
     fn a_resolved_identifier_is_named() {
-        let profile = serde_json::json!({"id": "user:u"});
+        let user = Identifier::user("u");
+        let profile =
+            idfold_projector::ProfileAggregate::default().view("w", &user, vec![], vec![]);
         let asked = Identifier::anonymous("d");
-        let answered = answer(&asked, Some((Identifier::user("u"), profile.clone())));
+        let answered = answer(&asked, Some((user.clone(), profile.clone())));
         assert_eq!(
-            answered.ok().map(|p| p["resolved_from"].clone()),
-            Some(Value::from("anonymous:d"))
+            answered
+                .ok()
+                .map(|p| (p["resolved_from"].clone(), p["id"].clone())),
+            Some((Value::from("anonymous:d"), Value::from("user:u")))
         );
-        let own = answer(
-            &Identifier::user("u"),
-            Some((Identifier::user("u"), profile)),
-        );
+        let own = answer(&user, Some((user.clone(), profile.clone())));
+        let own = own.ok().unwrap_or_default();
+        assert!(own.get("resolved_from").is_none(), "{own}");
         assert_eq!(
-            own.ok().map(|p| p.get("resolved_from").is_none()),
-            Some(true)
+            serde_json::from_value::<ProfileView>(own).ok(),
+            Some(profile),
+            "the typed view as it is"
         );
         assert_eq!(
             answer(&asked, None).err().map(|e| e.code()),

@@ -7,10 +7,13 @@
 //! whose profile is merged into another keeps its key). A response
 //! that arrives during it is listed if its key comes after the cursor.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use idfold_events::{parse_rfc3339, EventTime};
+use idfold_projector::ProfileView;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ReadError;
 
@@ -61,8 +64,8 @@ pub struct ResponseRow {
     pub response_id: String,
     /// The response's last step.
     pub timestamp: String,
-    pub answers: Map<String, Value>,
-    pub context: Map<String, Value>,
+    pub answers: BTreeMap<String, Value>,
+    pub context: BTreeMap<String, Value>,
     #[serde(skip)]
     at: EventTime,
 }
@@ -102,33 +105,25 @@ pub fn limit_param(text: Option<&str>) -> Result<usize, ReadError> {
     }
 }
 
-/// The responses a profile's JSON holds that pass the filter.
-pub fn responses_of(profile: &Value, filter: &ResponseFilter) -> Vec<ResponseRow> {
-    let profile_id = profile["id"].as_str().unwrap_or_default();
-    let Some(responses) = profile["responses"].as_array() else {
-        return Vec::new();
-    };
-    responses
+/// The responses a profile holds that pass the filter.
+pub fn responses_of(profile: &ProfileView, filter: &ResponseFilter) -> Vec<ResponseRow> {
+    profile
+        .responses
         .iter()
         .filter_map(|r| {
-            let timestamp = r["timestamp"].as_str()?;
-            let at = parse_rfc3339(timestamp)?;
-            let row = ResponseRow {
-                profile_id: profile_id.to_owned(),
-                survey_id: r["survey_id"].as_str()?.to_owned(),
-                response_id: r["response_id"].as_str()?.to_owned(),
-                timestamp: timestamp.to_owned(),
-                answers: r["answers"].as_object().cloned().unwrap_or_default(),
-                context: r["context"].as_object().cloned().unwrap_or_default(),
+            let at = parse_rfc3339(&r.timestamp)?;
+            let wanted = filter.survey_id.as_ref().is_none_or(|s| *s == r.survey_id)
+                && filter.from.is_none_or(|f| at >= f)
+                && filter.to.is_none_or(|t| at < t);
+            wanted.then(|| ResponseRow {
+                profile_id: profile.id.clone(),
+                survey_id: r.survey_id.clone(),
+                response_id: r.response_id.clone(),
+                timestamp: r.timestamp.clone(),
+                answers: r.answers.clone(),
+                context: r.context.clone(),
                 at,
-            };
-            let wanted = filter
-                .survey_id
-                .as_ref()
-                .is_none_or(|s| *s == row.survey_id)
-                && filter.from.is_none_or(|f| row.at >= f)
-                && filter.to.is_none_or(|t| row.at < t);
-            wanted.then_some(row)
+            })
         })
         .collect()
 }
@@ -216,24 +211,42 @@ pub fn to_csv(rows: &[ResponseRow]) -> Result<Vec<u8>, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use idfold_events::Identifier;
+    use idfold_projector::{ProfileAggregate, ResponseView};
     use serde_json::json;
 
-    fn profile(id: &str, responses: Value) -> Value {
-        json!({"id": id, "responses": responses})
+    /// A profile with these responses, each `[survey_id, response_id,
+    /// timestamp, answers]`.
+    fn profile(id: &str, responses: Value) -> ProfileView {
+        let id = Identifier::parse(id).unwrap_or_else(|| Identifier::user(id));
+        let mut view = ProfileAggregate::default().view("w", &id, vec![], vec![]);
+        view.responses = responses
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| ResponseView {
+                survey_id: r[0].as_str().unwrap_or_default().to_owned(),
+                response_id: r[1].as_str().unwrap_or_default().to_owned(),
+                timestamp: r[2].as_str().unwrap_or_default().to_owned(),
+                answers: serde_json::from_value(r[3].clone()).unwrap_or_default(),
+                context: BTreeMap::new(),
+            })
+            .collect();
+        view
     }
 
     fn rows() -> Vec<ResponseRow> {
         let a = profile(
             "user:a",
             json!([
-                {"survey_id": "nps", "response_id": "r2", "timestamp": "2026-01-02T00:00:00Z", "answers": {"score": 9, "why": "fast, \"simple\""}},
-                {"survey_id": "csat", "response_id": "r1", "timestamp": "2026-02-01T00:00:00Z", "answers": {"rating": "good"}},
+                ["nps", "r2", "2026-01-02T00:00:00Z", {"score": 9, "why": "fast, \"simple\""}],
+                ["csat", "r1", "2026-02-01T00:00:00Z", {"rating": "good"}],
             ]),
         );
         let b = profile(
             "anonymous:d",
             json!([
-                {"survey_id": "nps", "response_id": "r1", "timestamp": "2026-01-05T00:00:00Z", "answers": {"score": 3}},
+                ["nps", "r1", "2026-01-05T00:00:00Z", {"score": 3}],
             ]),
         );
         let all = ResponseFilter::default();
@@ -245,8 +258,8 @@ mod tests {
         let a = profile(
             "user:a",
             json!([
-                {"survey_id": "nps", "response_id": "r2", "timestamp": "2026-01-02T00:00:00Z", "answers": {}},
-                {"survey_id": "csat", "response_id": "r1", "timestamp": "2026-02-01T00:00:00Z", "answers": {}},
+                ["nps", "r2", "2026-01-02T00:00:00Z", {}],
+                ["csat", "r1", "2026-02-01T00:00:00Z", {}],
             ]),
         );
         let nps = ResponseFilter {
@@ -288,7 +301,7 @@ mod tests {
     #[test]
     fn a_response_moved_to_another_profile_between_pages_is_not_listed_again() {
         let one = |profile_id: &str, response_id: &str| {
-            let json = json!([{"survey_id": "s", "response_id": response_id, "timestamp": "2026-01-01T00:00:00Z"}]);
+            let json = json!([["s", response_id, "2026-01-01T00:00:00Z", {}]]);
             responses_of(&profile(profile_id, json), &ResponseFilter::default())
         };
         let before = [one("anonymous:d1", "r1"), one("anonymous:d2", "r2")].concat();

@@ -2,7 +2,7 @@
 //! workspace first: a token of another workspace learns nothing of it, not
 //! even whether an id exists there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use idfold_access::ReadTokens;
-use idfold_projector::StateStore;
+use idfold_events::Identifier;
+use idfold_projector::{ProfileView, StateStore};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::dashboard::{dashboard, sign_in, sign_out, Dashboard, DashboardSettings};
@@ -159,18 +161,31 @@ impl ReadState {
         self.blocking(read).await
     }
 
-    /// The profile `id` names (a device or email resolving to its user), once
-    /// the token checks out.
+    /// What the path's `id` asks for and the profile it names now (a device
+    /// or email resolving to its user), once the token checks out.
+    fn lookup_at(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        id: &str,
+    ) -> Result<(Identifier, Option<(Identifier, ProfileView)>), ReadError> {
+        self.authorize(headers, workspace)?;
+        let asked = path_identifier(id)?;
+        let found = self.0.store.lookup_view(workspace, &asked)?;
+        Ok((asked, found))
+    }
+
+    /// The profile the path's `id` names, once the token checks out.
     fn profile_at(
         &self,
         headers: &HeaderMap,
         workspace: &str,
         id: &str,
-    ) -> Result<Value, ReadError> {
-        self.authorize(headers, workspace)?;
-        let asked = path_identifier(id)?;
-        let found = self.0.store.lookup(workspace, &asked)?;
-        answer(&asked, found)
+    ) -> Result<ProfileView, ReadError> {
+        let (_, found) = self.lookup_at(headers, workspace, id)?;
+        found
+            .map(|(_, profile)| profile)
+            .ok_or(ReadError::NotFound("such profile"))
     }
 
     /// A stored segment's filter, once the token and the name check out.
@@ -384,7 +399,7 @@ async fn profile_lookup(
                 param(&params, "email"),
                 param(&params, "anonymous_id"),
             )?;
-            let found = state.0.store.lookup(&workspace, &asked)?;
+            let found = state.0.store.lookup_view(&workspace, &asked)?;
             Ok(Json(answer(&asked, found)?))
         })
         .await
@@ -397,7 +412,8 @@ async fn profile_by_id(
 ) -> Result<Json<Value>, ReadError> {
     state
         .read_of(&headers, &workspace, || {
-            Ok(Json(state.profile_at(&headers, &workspace, &id)?))
+            let (asked, found) = state.lookup_at(&headers, &workspace, &id)?;
+            Ok(Json(answer(&asked, found)?))
         })
         .await
 }
@@ -424,7 +440,7 @@ async fn profile_erase(
             let (profile, _) = state
                 .0
                 .store
-                .lookup(&workspace, &asked)?
+                .lookup_view(&workspace, &asked)?
                 .ok_or(ReadError::NotFound("such profile"))?;
             let request = erasure_request(&workspace, profile, (state.0.clock)());
             erasures.request(&request)?;
@@ -525,7 +541,7 @@ async fn responses(
             state.authorize(&headers, &workspace)?;
             let (filter, cursor, limit) = response_query(&params)?;
             let mut rows = Vec::new();
-            for profile in state.0.store.profiles(Some(&workspace)) {
+            for profile in state.0.store.profile_views(Some(&workspace)) {
                 rows.extend(responses_of(&profile?, &filter));
             }
             responses_answer(&headers, rows, cursor.as_ref(), limit)
@@ -643,46 +659,62 @@ async fn segment_members(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Value>, ReadError> {
-    state.scan_of(&headers, &workspace, || {
-        let json = state.stored_segment(&headers, &workspace, &name)?;
-        let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
-        let limit = limit_param(param(&params, "limit"))?;
-        let after = param(&params, "cursor").map(decode_cursor).transpose()?;
-        let at = (state.0.clock)();
-        let mut total = 0usize;
-        let mut members = Vec::new();
-        let mut more = false;
-        for profile in state.0.store.profiles(Some(&workspace)) {
-            let profile = profile?;
-            if !filter.matches(&profile, at) {
-                continue;
+    state
+        .scan_of(&headers, &workspace, || {
+            let json = state.stored_segment(&headers, &workspace, &name)?;
+            let filter = parse(&json).map_err(ReadError::InvalidFilter)?;
+            let limit = limit_param(param(&params, "limit"))?;
+            let after = param(&params, "cursor").map(decode_cursor).transpose()?;
+            let at = (state.0.clock)();
+            let mut total = 0usize;
+            let mut members = Vec::new();
+            let mut more = false;
+            for profile in state.0.store.profile_views(Some(&workspace)) {
+                let profile = profile?;
+                if !filter.matches(&profile, at) {
+                    continue;
+                }
+                total += 1;
+                if after.as_deref().is_some_and(|a| profile.id.as_str() <= a) {
+                    continue;
+                }
+                if members.len() == limit {
+                    more = true;
+                    continue;
+                }
+                members.push(SegmentMember::from(profile));
             }
-            total += 1;
-            let id = profile["id"].as_str().unwrap_or_default();
-            if after.as_deref().is_some_and(|a| id <= a) {
-                continue;
-            }
-            if members.len() == limit {
-                more = true;
-                continue;
-            }
-            members.push(json!({
-            "id": id, "user_id": profile["user_id"], "emails": profile["emails"], "traits": profile["traits"],
-        }));
+            let next = if more {
+                members.last().map(|m| encode_cursor(&m.id))
+            } else {
+                None
+            };
+            Ok(Json(
+                json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
+            ))
+        })
+        .await
+}
+
+/// One member in a segment's listing: what a caller needs to reach the
+/// person, keys sorted as in every other answer.
+#[derive(Debug, Serialize)]
+struct SegmentMember {
+    emails: Vec<String>,
+    id: String,
+    traits: BTreeMap<String, Value>,
+    user_id: Option<String>,
+}
+
+impl From<ProfileView> for SegmentMember {
+    fn from(profile: ProfileView) -> Self {
+        SegmentMember {
+            emails: profile.emails,
+            id: profile.id,
+            traits: profile.traits,
+            user_id: profile.user_id,
         }
-        let next = if more {
-            members
-                .last()
-                .and_then(|m| m["id"].as_str())
-                .map(encode_cursor)
-        } else {
-            None
-        };
-        Ok(Json(
-            json!({"segment": name, "total": total, "members": members, "next_cursor": next}),
-        ))
-    })
-    .await
+    }
 }
 
 /// The segments a profile is in now: what decides whether to show it a survey.
@@ -703,7 +735,7 @@ async fn profile_segments(
                 .filter(|(_, _, filter)| filter.matches(&profile, at))
                 .map(|(name, _, _)| name.clone())
                 .collect();
-            Ok(Json(json!({"profile": profile["id"], "segments": names})))
+            Ok(Json(json!({"profile": profile.id, "segments": names})))
         })
         .await
 }

@@ -2,8 +2,8 @@
 //! `all` / `any` / `not` over conditions on traits, track events, survey
 //! interactions and first / last seen. `parse` turns JSON into a
 //! [`Filter`] or a [`FilterError`] that points at the bad part (a JSON
-//! pointer); `Filter::matches` evaluates it on a profile's JSON at a given
-//! time. Anonymous profiles never match. Pure: the time is the caller's.
+//! pointer); `Filter::matches` evaluates it on a profile (the projector's
+//! typed `ProfileView`) at a given time. Anonymous profiles never match. Pure: the time is the caller's.
 
 mod filter;
 mod matches;

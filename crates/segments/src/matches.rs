@@ -1,7 +1,8 @@
-//! A filter evaluated on a profile's JSON (the projector's contract) at a
-//! given time.
+//! A filter evaluated on a profile (the projector's typed view) at a given
+//! time.
 
 use idfold_events::{parse_rfc3339, EventTime, SurveyAction};
+use idfold_projector::{ProfileView, TrackStats};
 use serde_json::Value;
 
 use crate::filter::{Filter, SeenField, TimeTest, TraitTest, When};
@@ -11,48 +12,55 @@ const DAY: EventTime = 86_400 * 1_000_000_000;
 impl Filter {
     /// Whether an identified profile is in the segment at `now`. Anonymous
     /// profiles are never in one.
-    pub fn matches(&self, profile: &Value, now: EventTime) -> bool {
-        profile["kind"] == "identified" && self.holds(profile, now)
+    pub fn matches(&self, profile: &ProfileView, now: EventTime) -> bool {
+        profile.is_identified() && self.holds(profile, now)
     }
 
-    fn holds(&self, profile: &Value, now: EventTime) -> bool {
+    fn holds(&self, profile: &ProfileView, now: EventTime) -> bool {
         match self {
             Filter::All(items) => items.iter().all(|f| f.holds(profile, now)),
             Filter::Any(items) => items.iter().any(|f| f.holds(profile, now)),
             Filter::Not(inner) => !inner.holds(profile, now),
             Filter::Trait { name, test } => {
-                trait_holds(profile["traits"].get(name).filter(|v| !v.is_null()), test)
+                trait_holds(profile.traits.get(name).filter(|v| !v.is_null()), test)
             }
             Filter::Track {
                 event,
                 at_least,
                 within_days,
-            } => track_count(&profile["track"][event.as_str()], *within_days, now) >= *at_least,
+            } => {
+                profile
+                    .track
+                    .get(event)
+                    .map_or(0, |stats| track_count(stats, *within_days, now))
+                    >= *at_least
+            }
             Filter::Survey {
                 survey_id,
                 action,
                 when,
             } => {
-                let survey = &profile["surveys"][survey_id.as_str()];
-                let (count, last) = match action {
-                    SurveyAction::Shown => ("shown", "last_shown"),
-                    SurveyAction::Dismissed => ("dismissed", "last_dismissed"),
-                    SurveyAction::Responded => ("responded", "last_responded"),
-                };
-                let ever = survey[count].as_u64().unwrap_or(0) > 0;
+                let survey = profile.surveys.get(survey_id);
+                let (count, last) = survey.map_or((0, None), |s| match action {
+                    SurveyAction::Shown => (s.shown, s.last_shown.as_deref()),
+                    SurveyAction::Dismissed => (s.dismissed, s.last_dismissed.as_deref()),
+                    SurveyAction::Responded => (s.responded, s.last_responded.as_deref()),
+                });
+                let ever = count > 0;
                 match when {
                     When::Ever => ever,
                     When::Never => !ever,
-                    When::WithinDays(d) => time_of(&survey[last])
-                        .is_some_and(|t| t >= now.saturating_sub(i64::from(*d) * DAY)),
+                    When::WithinDays(d) => {
+                        time_of(last).is_some_and(|t| t >= now.saturating_sub(i64::from(*d) * DAY))
+                    }
                 }
             }
             Filter::Seen { which, test } => {
-                let field = match which {
-                    SeenField::First => "first_seen",
-                    SeenField::Last => "last_seen",
+                let seen = match which {
+                    SeenField::First => profile.first_seen.as_deref(),
+                    SeenField::Last => profile.last_seen.as_deref(),
                 };
-                time_of(&profile[field]).is_some_and(|t| match test {
+                time_of(seen).is_some_and(|t| match test {
                     TimeTest::Before(limit) => t < *limit,
                     TimeTest::After(limit) => t > *limit,
                     TimeTest::WithinDays(d) => t >= now.saturating_sub(i64::from(*d) * DAY),
@@ -62,8 +70,8 @@ impl Filter {
     }
 }
 
-fn time_of(value: &Value) -> Option<EventTime> {
-    value.as_str().and_then(parse_rfc3339)
+fn time_of(text: Option<&str>) -> Option<EventTime> {
+    text.and_then(parse_rfc3339)
 }
 
 fn trait_holds(value: Option<&Value>, test: &TraitTest) -> bool {
@@ -94,21 +102,18 @@ fn same(a: &Value, b: &Value) -> bool {
 
 /// Track events of one name: all of them, or those of the last `d` UTC
 /// days, today included.
-fn track_count(stats: &Value, within_days: Option<u32>, now: EventTime) -> u64 {
+fn track_count(stats: &TrackStats, within_days: Option<u32>, now: EventTime) -> u64 {
     let Some(d) = within_days else {
-        return stats["count"].as_u64().unwrap_or(0);
+        return stats.count;
     };
     let today = now.div_euclid(DAY);
     let first_day = today - i64::from(d) + 1;
-    let Some(days) = stats["days"].as_object() else {
-        return 0;
-    };
-    days.iter()
+    stats
+        .days
+        .iter()
         .filter_map(|(date, n)| {
             let day = parse_rfc3339(&format!("{date}T00:00:00Z"))?.div_euclid(DAY);
-            (first_day..=today)
-                .contains(&day)
-                .then(|| n.as_u64().unwrap_or(0))
+            (first_day..=today).contains(&day).then_some(*n)
         })
         .sum()
 }
@@ -117,24 +122,32 @@ fn track_count(stats: &Value, within_days: Option<u32>, now: EventTime) -> u64 {
 mod tests {
     use crate::parse;
     use idfold_events::parse_rfc3339;
+    use idfold_projector::{ProfileKind, ProfileView};
     use serde_json::{json, Value};
 
     const NOW: &str = "2026-03-10T12:00:00Z";
 
-    /// A profile in the projector's shape, hand-written.
-    fn ann() -> Value {
-        json!({
-            "id": "user:ann", "kind": "identified",
+    /// A profile in the projector's JSON, hand-written, read as the typed
+    /// view the store gives.
+    fn ann() -> ProfileView {
+        let json = json!({
+            "anonymous_ids": [], "emails": [], "responses": [],
+            "event_counts": {"identify": 0, "survey": 3, "track": 5, "traits": 1},
+            "id": "user:ann", "kind": "identified", "user_id": "ann", "workspace_id": "w",
             "first_seen": "2026-01-02T09:00:00Z", "last_seen": "2026-03-09T10:00:00Z",
             "traits": {"plan": "pro", "age": 34, "name": "Ann Lee", "beta": null},
             "track": {"Exported": {"count": 5, "first": "2026-01-03T00:00:00Z", "last": "2026-03-10T08:00:00Z",
                                    "days": {"2026-01-03": 2, "2026-03-01": 1, "2026-03-10": 2}}},
             "surveys": {"nps": {"shown": 2, "dismissed": 1, "responded": 0,
                                 "last_shown": "2026-03-08T00:00:00Z", "last_dismissed": "2026-02-01T00:00:00Z"}},
-        })
+        });
+        match serde_json::from_value(json) {
+            Ok(profile) => profile,
+            Err(e) => panic!("not a profile: {e}"),
+        }
     }
 
-    fn check(filter: Value, profile: &Value) -> bool {
+    fn check(filter: Value, profile: &ProfileView) -> bool {
         let now = parse_rfc3339(NOW).unwrap_or_default();
         match parse(&filter) {
             Ok(f) => f.matches(profile, now),
@@ -247,8 +260,9 @@ mod tests {
         ));
         assert!(check(json!({"not": {"trait": "plan", "eq": "free"}}), &p));
         let mut device = ann();
-        device["kind"] = json!("anonymous");
-        device["id"] = json!("anonymous:d");
+        device.kind = ProfileKind::Anonymous;
+        device.id = "anonymous:d".into();
+        device.user_id = None;
         assert!(!check(json!({"trait": "plan", "eq": "pro"}), &device));
         assert!(
             !check(json!({"not": {"trait": "plan", "eq": "free"}}), &device),
