@@ -7,6 +7,7 @@ mod erasure;
 mod error;
 mod fold;
 mod mau;
+mod memory;
 mod profile;
 mod record;
 mod state;
@@ -20,6 +21,7 @@ pub use fold::{
     BatchReport, ChangeSink, FoldOptions, Projector, WorkspaceCache, DEFAULT_MEMORY_BUDGET,
 };
 pub use mau::{Activity, MauRow, MonthCounts};
+pub use memory::MemoryFold;
 pub use profile::ProfileAggregate;
 pub use record::{FoldRecord, SurveyStep, TraitChanges};
 pub use state::{MessageHash, NodeRecord, TargetRecord};
