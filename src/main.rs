@@ -75,6 +75,27 @@ impl DataArgs {
         self.disk_reserve_mb.saturating_mul(1024 * 1024)
     }
 
+    /// For commands that fold: sled's page cache is a share of the fold's
+    /// memory budget.
+    pub fn open_for_fold(&self, fold: &FoldArgs) -> anyhow::Result<idfold_log::DataDir> {
+        Ok(idfold_log::DataDir::open_sized(
+            &self.data,
+            std::time::Duration::from_secs(self.lock_wait),
+            commands::fold::options(fold).sled_cache_bytes(),
+        )?
+        .with_space_reserve(self.space_reserve()))
+    }
+
+    /// [`Self::open_existing`] for commands that fold.
+    pub fn open_existing_for_fold(&self, fold: &FoldArgs) -> anyhow::Result<idfold_log::DataDir> {
+        Ok(idfold_log::DataDir::open_existing_sized(
+            &self.data,
+            std::time::Duration::from_secs(self.lock_wait),
+            commands::fold::options(fold).sled_cache_bytes(),
+        )?
+        .with_space_reserve(self.space_reserve()))
+    }
+
     /// For commands that only read: the directory must hold data already.
     pub fn open_existing(&self) -> anyhow::Result<idfold_log::DataDir> {
         Ok(idfold_log::DataDir::open_existing(

@@ -25,7 +25,7 @@ pub fn run(
     let asked = id
         .identifier()
         .context("give --user-id, --email or --anonymous-id")?;
-    let dir = data.open_existing()?;
+    let dir = data.open_existing_for_fold(fold)?;
     let log = Arc::new(EmbeddedLog::open(&dir)?);
     let mut projector = Projector::open(&dir, options(fold))?;
     projector.store().bind_log(EMBEDDED_LOG)?;

@@ -154,7 +154,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
     // Folding an empty or mistyped directory would create it and report
     // "folded 0 events": refused like a read.
     if until_idle {
-        let dir = data.open_existing()?;
+        let dir = data.open_existing_for_fold(args)?;
         let log = EmbeddedLog::open(&dir)?;
         let mut projector = Projector::open(&dir, options(args))?;
         projector.store().bind_log(EMBEDDED_LOG)?;
@@ -277,7 +277,7 @@ pub fn run(data: &DataArgs, until_idle: bool, args: &FoldArgs) -> anyhow::Result
 }
 
 pub fn rebuild(data: &DataArgs, args: &FoldArgs) -> anyhow::Result<ExitCode> {
-    let dir = data.open_existing()?;
+    let dir = data.open_existing_for_fold(args)?;
     let log = EmbeddedLog::open(&dir)?;
     let mut projector = Projector::open_for_rebuild(&dir, options(args))?;
     let progress = super::progress::records("rebuilding", log.end_offset(0)?);

@@ -83,7 +83,7 @@ pub fn run(
             ));
         }
         if with_fold {
-            let dir = data.open()?;
+            let dir = data.open_for_fold(fold)?;
             let total = supervise(
                 "fold",
                 &health,
@@ -101,7 +101,7 @@ pub fn run(
     // Only the fold stage keeps state: a producer-only run leaves the
     // directory to others.
     let dir = match stages {
-        Stages::All | Stages::Fold => Some(data.open()?),
+        Stages::All | Stages::Fold => Some(data.open_for_fold(fold)?),
         Stages::Producer => None,
     };
     follow(
@@ -269,7 +269,7 @@ impl Drop for RaiseOnDrop {
 pub fn rebuild(data: &DataArgs, kafka: &KafkaArgs, fold: &FoldArgs) -> anyhow::Result<ExitCode> {
     let settings = required(kafka)?;
     let (stop, _signals) = stop_on_signal()?;
-    let dir = data.open()?;
+    let dir = data.open_for_fold(fold)?;
     let total = supervise(
         "fold",
         &StageHealth::default(),

@@ -198,7 +198,7 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let ack_timeout = Duration::from_secs(args.ack_timeout.max(1));
     // The fold's state, read by the read API while the fold writes it.
-    let dir = open_waiting_for_space(data)?;
+    let dir = open_waiting_for_space(data, fold)?;
     let secs = |n: u64| Duration::from_secs(n.max(1));
     let limits = Limits {
         max_inflight_requests: args.max_inflight_requests,
@@ -460,10 +460,10 @@ async fn wait_for_flag(flag: Arc<AtomicBool>) {
 
 /// Opens the data directory; sled writes to open one, so on a full
 /// filesystem it waits for space (saying so) rather than exiting.
-fn open_waiting_for_space(data: &DataArgs) -> anyhow::Result<idfold_log::DataDir> {
+fn open_waiting_for_space(data: &DataArgs, fold: &FoldArgs) -> anyhow::Result<idfold_log::DataDir> {
     let mut disk = DiskWait::default();
     loop {
-        match data.open() {
+        match data.open_for_fold(fold) {
             Ok(dir) => {
                 disk.resumed("opening the data directory");
                 return Ok(dir);

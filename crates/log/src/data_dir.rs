@@ -60,6 +60,9 @@ fn is_new_or_sled_database(db: &Path) -> bool {
     }
 }
 
+/// sled's page cache where no budget says otherwise.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How long sled's own file lock is waited for once idfold's is held.
 const SLED_LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -68,12 +71,12 @@ const SLED_LOCK_PATIENCE: Duration = Duration::from_secs(10);
 /// file handles through epoch-based reclamation, a moment after the last
 /// handle is dropped, so a directory closed and reopened at once (a
 /// following `run`, a test) may find it still locked. Waited for.
-fn open_sled(db: &Path) -> Result<sled::Db, sled::Error> {
+fn open_sled(db: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     let give_up = Instant::now() + SLED_LOCK_PATIENCE;
     loop {
         match sled::Config::new()
             .path(db)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()
         {
             // sled reports its lock as an I/O error of kind Other; the
@@ -96,6 +99,12 @@ impl DataDir {
     /// another process to release the directory: a following `idfold run`
     /// holds it only while it folds.
     pub fn open(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
+        DataDir::open_sized(path, wait, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`DataDir::open`] with sled's page cache bounded to `cache_bytes`
+    /// (the fold gives it a share of its memory budget).
+    pub fn open_sized(path: &Path, wait: Duration, cache_bytes: u64) -> Result<DataDir, LogError> {
         if path.exists() && !path.is_dir() {
             return Err(LogError::NotADirectory {
                 path: path.to_owned(),
@@ -105,12 +114,21 @@ impl DataDir {
             path: path.to_owned(),
             source,
         })?;
-        DataDir::open_locked(path, wait)
+        DataDir::open_locked(path, wait, cache_bytes)
     }
 
     /// Opens an existing directory (readers and the fold: a typo must not
     /// look like an empty data set, nor leave an empty directory behind).
     pub fn open_existing(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
+        DataDir::open_existing_sized(path, wait, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`DataDir::open_existing`] with sled's page cache bounded.
+    pub fn open_existing_sized(
+        path: &Path,
+        wait: Duration,
+        cache_bytes: u64,
+    ) -> Result<DataDir, LogError> {
         let path_buf = || path.to_owned();
         if !path.exists() {
             return Err(LogError::Missing { path: path_buf() });
@@ -126,10 +144,10 @@ impl DataDir {
                 LogError::NotDataDir { path: path_buf() }
             });
         }
-        DataDir::open_locked(path, wait)
+        DataDir::open_locked(path, wait, cache_bytes)
     }
 
-    fn open_locked(path: &Path, wait: Duration) -> Result<DataDir, LogError> {
+    fn open_locked(path: &Path, wait: Duration, cache_bytes: u64) -> Result<DataDir, LogError> {
         let io = |source| LogError::Open {
             path: path.to_owned(),
             source,
@@ -165,7 +183,7 @@ impl DataDir {
         }
         remove_unfinished_snapshots(&path.join(DB)).map_err(io)?;
         let poisoned = Arc::new(AtomicBool::new(false));
-        let db = open_sled(&path.join(DB)).map_err(|e| match LogError::from(e) {
+        let db = open_sled(&path.join(DB), cache_bytes).map_err(|e| match LogError::from(e) {
             LogError::DiskFull { detail } => LogError::DiskFull {
                 detail: format!(
                     "{detail}; sled writes to {} to open it, and cannot",

@@ -5,7 +5,7 @@
 //! used first out; an evicted entry is read again when next needed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use idfold_events::{decode_log_payload, EventKind, LogPayload};
 use idfold_log::{DataDir, DeadLetter, DeadLetterStore, EventLog, LogError, LogRecord};
@@ -57,6 +57,18 @@ pub struct FoldOptions {
     pub memory_budget: u64,
 }
 
+impl FoldOptions {
+    /// sled's page cache: half the budget; the fold's own caches keep
+    /// within the other half.
+    pub fn sled_cache_bytes(&self) -> u64 {
+        self.memory_budget / 2
+    }
+
+    fn own_cache_bytes(&self) -> usize {
+        usize::try_from(self.memory_budget / 2).unwrap_or(usize::MAX)
+    }
+}
+
 /// The default `fold.memory_budget`: 512 MiB.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 512 * 1024 * 1024;
 
@@ -97,6 +109,19 @@ impl BatchReport {
     }
 }
 
+/// Where a fold's time went, summed over its batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Reading the canonical log's records into events.
+    pub decode: Duration,
+    /// The rules: dedupe, stitching, profiles, MAU, reads of what they touch.
+    pub apply: Duration,
+    /// Encoding the changed entries.
+    pub encode: Duration,
+    /// Publishing changes (Kafka), dead letters and the atomic sled commit.
+    pub commit: Duration,
+}
+
 /// The workspaces' states (each a cache of what its events touched), kept
 /// across reopenings of the data directory (a following `run` lets go of
 /// it between polls).
@@ -111,6 +136,7 @@ pub struct WorkspaceCache {
     batches: u64,
     /// When the store's size was last measured for /metrics.
     size_measured: Option<Instant>,
+    timings: StageTimings,
 }
 
 impl WorkspaceCache {
@@ -213,6 +239,11 @@ impl Projector {
     /// Gives the workspaces back, closing this projector's hold on the store.
     pub fn into_cache(self) -> WorkspaceCache {
         self.cache
+    }
+
+    /// Where this fold's time went so far.
+    pub fn timings(&self) -> StageTimings {
+        self.cache.timings
     }
 
     pub fn store(&self) -> &StateStore {
@@ -369,8 +400,14 @@ impl Projector {
         self.forgotten_records.clear();
         let mut by_kind = KindCounts::default();
         let store = &self.store;
-        for record in &records {
-            match decode_log_payload(&record.payload) {
+        let decoded: Vec<_> = records
+            .iter()
+            .map(|r| decode_log_payload(&r.payload))
+            .collect();
+        let decoded_at = Instant::now();
+        self.cache.timings.decode += decoded_at - started;
+        for (record, payload) in records.iter().zip(decoded) {
+            match payload {
                 Ok(LogPayload::Event(mut event)) => {
                     let workspace_id = std::mem::take(&mut event.workspace_id);
                     let (state, loaded) = workspace_state(
@@ -427,6 +464,8 @@ impl Projector {
                 }
             }
         }
+        let applied_at = Instant::now();
+        self.cache.timings.apply += applied_at - decoded_at;
         let render_profiles = self.changes.is_some();
         let workspaces: Vec<(String, WorkspaceChanges)> = touched
             .into_iter()
@@ -439,6 +478,8 @@ impl Projector {
                 Some((w, changes))
             })
             .collect();
+        let encoded_at = Instant::now();
+        self.cache.timings.encode += encoded_at - applied_at;
         if let Some(Publishing(sink)) = &self.changes {
             sink.publish(&workspaces)?;
         }
@@ -452,6 +493,7 @@ impl Projector {
             workspaces,
         })?;
         self.cache.positions.insert(partition, report.next_offset);
+        self.cache.timings.commit += encoded_at.elapsed();
         self.evict();
         self.record_metrics(&report, &by_kind, loads, started);
         Ok(report)
@@ -510,7 +552,7 @@ impl Projector {
     /// holds is within its share of the budget (sled's page cache has the
     /// rest). Every entry is clean after a commit: dropping it loses nothing.
     fn evict(&mut self) {
-        let budget = self.options.memory_budget as usize / 2;
+        let budget = self.options.own_cache_bytes();
         let resident = self.cache.resident_bytes();
         if resident <= budget {
             return;

@@ -18,7 +18,8 @@ mod workspace;
 pub use erasure::{ErasureRecord, RetainedMau};
 pub use error::ProjectorError;
 pub use fold::{
-    BatchReport, ChangeSink, FoldOptions, Projector, WorkspaceCache, DEFAULT_MEMORY_BUDGET,
+    BatchReport, ChangeSink, FoldOptions, Projector, StageTimings, WorkspaceCache,
+    DEFAULT_MEMORY_BUDGET,
 };
 pub use mau::{Activity, MauRow, MonthCounts};
 pub use memory::MemoryFold;
