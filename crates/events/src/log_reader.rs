@@ -10,7 +10,8 @@
 //! another one: the fingerprint names a known schema, the datum is
 //! complete and consumed exactly, lengths and counts are in range, strings
 //! are UTF-8, enum and union indexes are in range, the JSON text fields
-//! hold JSON objects, the required names are not empty, the times parse
+//! hold JSON objects, the required names are not empty, the workspace id
+//! keeps to the character set the store's keys rely on, the times parse
 //! (the event time is derived from them) and the event has an identifier.
 //! Identifiers go through [`crate::normalize_identifier`] as the fold has
 //! always read them: for what this version wrote it is a scan of printable
@@ -18,8 +19,8 @@
 //! still folds (and erases) the people it names the same way.
 //! What fails is refused with the reason codes [`crate::decode_avro`] gives
 //! for the same fault, so an undecodable record goes to the dead letters
-//! as before. The rules only the edge enforces (lengths, character sets,
-//! which kinds need an identified user) are not checked again.
+//! as before. The rules only the edge enforces (lengths of names, which
+//! kinds and channels need an identified user) are not checked again.
 
 use serde_json::{Map, Value};
 
@@ -32,7 +33,8 @@ use crate::erasure::{
 use crate::error::Rejection;
 use crate::model::{Channel, Event, EventBody, EventKind, IdentifierKind, SurveyAction};
 use crate::validate::{
-    event_time, no_identifier, normalized_identifier, parse_time, skew_out_of_range,
+    check_workspace_id, event_time, no_identifier, normalized_identifier, parse_time,
+    skew_out_of_range,
 };
 use std::sync::OnceLock;
 
@@ -404,7 +406,10 @@ impl RawEvent<'_> {
         };
 
         let message_id = name("message_id", self.message_id)?;
-        let workspace_id = name("workspace_id", self.workspace_id)?;
+        // The store builds its keys from it (a NUL would end the prefix
+        // early): its character set is checked again, 64 bytes at most.
+        check_workspace_id(self.workspace_id)?;
+        let workspace_id = self.workspace_id.to_owned();
         let timestamp_nanos = parse_time("timestamp", self.timestamp)?;
         let sent_nanos = self.sent_at.map(|t| parse_time("sent_at", t)).transpose()?;
         let received_nanos = self
@@ -627,8 +632,18 @@ mod tests {
         }
     }
 
-    /// A track record whose datum is given field by field.
+    /// A track record of workspace `w` whose datum is given field by field.
     fn track_record(
+        message_id: &str,
+        timestamp: &str,
+        user_id: Option<&str>,
+        properties: Option<&str>,
+    ) -> Vec<u8> {
+        track_record_in("w", message_id, timestamp, user_id, properties)
+    }
+
+    fn track_record_in(
+        workspace_id: &str,
         message_id: &str,
         timestamp: &str,
         user_id: Option<&str>,
@@ -652,7 +667,7 @@ mod tests {
             }
         };
         string(&mut out, message_id);
-        string(&mut out, "w");
+        string(&mut out, workspace_id);
         string(&mut out, timestamp);
         optional(&mut out, None);
         optional(&mut out, None);
@@ -675,6 +690,14 @@ mod tests {
                 "message_id",
             ),
             (track_record("m", "yesterday", Some("u"), None), "timestamp"),
+            (
+                track_record_in("a\0b", "m", "2026-01-31T12:00:00Z", Some("u"), None),
+                "workspace_id",
+            ),
+            (
+                track_record_in("", "m", "2026-01-31T12:00:00Z", Some("u"), None),
+                "workspace_id",
+            ),
             (
                 track_record("m", "2026-01-31T12:00:00Z", None, None),
                 "none",

@@ -203,7 +203,7 @@ proptest! {
 
     #[test]
     fn avro_headers_with_any_body_are_rejected_with_a_code(
-        record in prop::sample::select(encoded_events()),
+        record in prop::sample::select(log_records()),
         body in prop::collection::vec(any::<u8>(), 0..256),
     ) {
         // The magic and a known fingerprint, then anything: lengths and
