@@ -10,6 +10,8 @@
 //! `properties`, `answers`, `context`) are stored as the JSON text of the
 //! object. Decoding rebuilds the canonical JSON shape and runs
 //! [`validate_value`] on it, so both codecs obey exactly the same rules.
+//! That is for input; the fold reads the log, validated when written,
+//! with the faster `log_reader`.
 
 use std::sync::OnceLock;
 

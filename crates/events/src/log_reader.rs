@@ -137,18 +137,23 @@ impl<'a> Datum<'a> {
         std::str::from_utf8(bytes).map_err(|_| "a string is not valid UTF-8".to_owned())
     }
 
-    /// An index below `count`: an enum symbol or a union branch.
-    fn index(&mut self, count: usize, what: &str) -> Result<usize, Fault> {
+    /// An enum's symbol, by its index in `symbols`.
+    fn symbol<T: Copy>(&mut self, symbols: &[T]) -> Result<T, Fault> {
         let index = self.long()?;
         usize::try_from(index)
             .ok()
-            .filter(|&i| i < count)
-            .ok_or_else(|| format!("{what} {index} is out of range"))
+            .and_then(|i| symbols.get(i))
+            .copied()
+            .ok_or_else(|| format!("enum index {index} is out of range"))
     }
 
     /// Whether a `["null", T]` union holds a `T`.
     fn present(&mut self) -> Result<bool, Fault> {
-        Ok(self.index(2, "union branch")? == 1)
+        match self.long()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            index => Err(format!("union branch {index} is out of range")),
+        }
     }
 
     fn optional_string(&mut self) -> Result<Option<&'a str>, Fault> {
@@ -275,9 +280,9 @@ fn read_event(kind: EventKind, bytes: &[u8]) -> Result<RawEvent<'_>, Fault> {
     let timestamp = field(d, "timestamp", Datum::string)?;
     let sent_at = field(d, "sent_at", Datum::optional_string)?;
     let received_at = field(d, "received_at", Datum::optional_string)?;
-    // The schema's symbols are in the order of `Channel::ALL` (tested).
-    let channel = field(d, "channel", |d| d.index(Channel::ALL.len(), "enum index"))?;
-    let channel = Channel::ALL.get(channel).copied().unwrap_or_default();
+    // The schemas' symbols are in the order of `Channel::ALL` and
+    // `SurveyAction::ALL` (tested).
+    let channel = field(d, "channel", |d| d.symbol(&Channel::ALL))?;
     let user_id = field(d, "user_id", Datum::optional_string)?;
     let email = field(d, "email", Datum::optional_string)?;
     let anonymous_id = field(d, "anonymous_id", Datum::optional_string)?;
@@ -302,16 +307,7 @@ fn read_event(kind: EventKind, bytes: &[u8]) -> Result<RawEvent<'_>, Fault> {
         },
         EventKind::Survey => RawBody::Survey {
             survey_id: field(d, "survey_id", Datum::string)?,
-            action: {
-                // In the order of `SurveyAction::ALL` (tested).
-                let i = field(d, "action", |d| {
-                    d.index(SurveyAction::ALL.len(), "enum index")
-                })?;
-                SurveyAction::ALL
-                    .get(i)
-                    .copied()
-                    .unwrap_or(SurveyAction::Shown)
-            },
+            action: field(d, "action", |d| d.symbol(&SurveyAction::ALL))?,
             response_id: field(d, "response_id", Datum::optional_string)?,
             answers: field(d, "answers", Datum::optional_string)?,
             context: field(d, "context", Datum::optional_string)?,
