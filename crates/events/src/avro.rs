@@ -10,6 +10,8 @@
 //! `properties`, `answers`, `context`) are stored as the JSON text of the
 //! object. Decoding rebuilds the canonical JSON shape and runs
 //! [`validate_value`] on it, so both codecs obey exactly the same rules.
+//! That is for input; the fold reads the log, validated when written,
+//! with the faster `log_reader`.
 
 use std::sync::OnceLock;
 
@@ -89,6 +91,12 @@ fn codecs() -> &'static [Codec] {
             })
             .collect()
     })
+}
+
+/// The event schemas as the log reader needs them: kind, file name and
+/// the fingerprint of each.
+pub(crate) fn event_schemas() -> impl Iterator<Item = (EventKind, &'static str, [u8; 8])> {
+    codecs().iter().map(|c| (c.kind, c.file, c.fingerprint))
 }
 
 fn codec_for_kind(kind: EventKind) -> Option<&'static Codec> {
@@ -230,7 +238,7 @@ pub fn encode_avro(event: &Event) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Decoding
 
-fn avro_rejection(message: String) -> Rejection {
+pub(crate) fn avro_rejection(message: String) -> Rejection {
     Rejection::new(ReasonCode::InvalidField, Some("avro"), message)
 }
 
@@ -287,23 +295,40 @@ fn wire_hex(fingerprint: &[u8; 8]) -> String {
     fingerprint.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The rejection of a record whose fingerprint names none of the event
+/// schemas.
+pub(crate) fn unknown_schema(fingerprint: &[u8; 8]) -> Rejection {
+    let known = codecs()
+        .iter()
+        .map(|c| format!("{} ({})", c.file, wire_hex(&c.fingerprint)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Rejection::new(
+        ReasonCode::UnknownSchema,
+        None,
+        format!(
+            "unknown Avro schema fingerprint {} (the 8 bytes after C3 01, in hex); known schemas: {known}",
+            wire_hex(fingerprint)
+        ),
+    )
+}
+
+/// A JSON object field as Avro stores it: the JSON text of the object.
+pub(crate) fn json_object_text(name: &str, text: &str) -> Result<Map<String, Value>, Rejection> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Rejection::invalid(
+            name,
+            "must hold the JSON text of a JSON object in the Avro encoding",
+        )),
+    }
+}
+
 /// Decodes and validates one Avro single-object encoded event.
 pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
     let (fingerprint, body) = split_single_object(bytes)?;
     let Some(codec) = codecs().iter().find(|c| c.fingerprint == fingerprint) else {
-        let known = codecs()
-            .iter()
-            .map(|c| format!("{} ({})", c.file, wire_hex(&c.fingerprint)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(Rejection::new(
-            ReasonCode::UnknownSchema,
-            None,
-            format!(
-                "unknown Avro schema fingerprint {} (the 8 bytes after C3 01, in hex); known schemas: {known}",
-                wire_hex(&fingerprint)
-            ),
-        ));
+        return Err(unknown_schema(&fingerprint));
     };
 
     let mismatch = |why: String| {
@@ -337,15 +362,7 @@ pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
         let json = match value {
             AvroValue::Null => continue,
             AvroValue::String(text) if JSON_TEXT_FIELDS.contains(&name.as_str()) => {
-                match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(m)) => Value::Object(m),
-                    _ => {
-                        return Err(Rejection::invalid(
-                            &name,
-                            "must hold the JSON text of a JSON object in the Avro encoding",
-                        ))
-                    }
-                }
+                Value::Object(json_object_text(&name, &text)?)
             }
             AvroValue::String(text) | AvroValue::Enum(_, text) => Value::String(text),
             AvroValue::Array(items) => {
@@ -497,7 +514,7 @@ fn check_datum(schema: &Schema, cursor: &mut Cursor<'_>) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use crate::model::{Channel, SurveyAction, MAX_EVENT_BYTES};
@@ -505,7 +522,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn full(kind: &str) -> Value {
+    /// An event of `kind` with every optional field present.
+    pub(crate) fn full(kind: &str) -> Value {
         let mut v = json!({
             "type": kind,
             "message_id": "m-ü-1",

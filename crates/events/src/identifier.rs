@@ -121,12 +121,16 @@ pub fn normalize_identifier(kind: IdentifierKind, text: &str) -> Result<String, 
             return Err(InvalidIdentifier::NotAnEmail(why));
         }
     } else {
-        let chars = normalized.chars().count();
-        if chars > MAX_IDENTIFIER_CHARS {
-            return Err(InvalidIdentifier::TooLong {
-                max: MAX_IDENTIFIER_CHARS,
-                chars,
-            });
+        // A string has no more characters than bytes: only a long one is
+        // counted (this runs for every id the fold reads).
+        if normalized.len() > MAX_IDENTIFIER_CHARS {
+            let chars = normalized.chars().count();
+            if chars > MAX_IDENTIFIER_CHARS {
+                return Err(InvalidIdentifier::TooLong {
+                    max: MAX_IDENTIFIER_CHARS,
+                    chars,
+                });
+            }
         }
         if is_placeholder(&normalized) {
             return Err(InvalidIdentifier::Placeholder(normalized));
@@ -235,7 +239,7 @@ pub fn is_invisible(c: char) -> bool {
 
 /// Why a normalised email address is not plausible, if it is not.
 fn email_problem(email: &str) -> Option<&'static str> {
-    if email.chars().count() > MAX_EMAIL_CHARS {
+    if email.len() > MAX_EMAIL_CHARS && email.chars().count() > MAX_EMAIL_CHARS {
         return Some("it is longer than 254 characters");
     }
     if email.chars().any(char::is_whitespace) {

@@ -6,17 +6,21 @@ mod avro;
 mod erasure;
 mod error;
 mod identifier;
+/// Reading the canonical log fast: the fixed schemas read directly, with an
+/// integrity check instead of the edge's full validation.
+mod log_reader;
 mod model;
 mod time;
 mod validate;
 
 pub use avro::{decode_avro, encode_avro, is_avro_single_object, schema_fingerprints, AVRO_MAGIC};
-pub use erasure::{decode_log_payload, encode_erasure, ErasureRequest, LogPayload};
+pub use erasure::{encode_erasure, ErasureRequest, LogPayload};
 pub use error::{ReasonCode, Rejection};
 pub use identifier::{
     is_invisible, normalize_identifier, parse_profile_id, CodePoint, InvalidIdentifier,
     InvalidProfileId, MAX_EMAIL_CHARS, MAX_IDENTIFIER_CHARS, PLACEHOLDER_IDENTIFIERS,
 };
+pub use log_reader::decode_log_payload;
 pub use model::{
     Channel, Event, EventBody, EventKind, EventOrder, Identifier, IdentifierKind, SurveyAction,
     MAX_EVENT_BYTES,

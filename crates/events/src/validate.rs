@@ -121,11 +121,7 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     let anonymous_id = identifier(obj, IdentifierKind::Anonymous)?;
 
     if user_id.is_none() && email.is_none() && anonymous_id.is_none() {
-        return Err(Rejection::new(
-            ReasonCode::NoIdentifier,
-            None,
-            "an event needs at least one of `user_id`, `email` or `anonymous_id`",
-        ));
+        return Err(no_identifier());
     }
 
     let body = body(kind, obj)?;
@@ -177,6 +173,14 @@ pub fn validate_value(value: &Value) -> Result<Event, Rejection> {
     })
 }
 
+pub(crate) fn no_identifier() -> Rejection {
+    Rejection::new(
+        ReasonCode::NoIdentifier,
+        None,
+        "an event needs at least one of `user_id`, `email` or `anonymous_id`",
+    )
+}
+
 /// The event time: `timestamp` corrected for client clock skew, then capped,
 /// or `Err` with the corrected time when that falls outside
 /// [`EVENT_TIME_RANGE`] (a `sent_at` on another clock than `timestamp`).
@@ -206,7 +210,7 @@ pub fn event_time(
 }
 
 /// The rejection of an event whose skew-corrected time left the range.
-fn skew_out_of_range(
+pub(crate) fn skew_out_of_range(
     corrected: i128,
     sent_at: Option<&str>,
     received_at: Option<&str>,
@@ -421,7 +425,7 @@ pub fn check_workspace_id(text: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn parse_time(name: &str, text: &str) -> Result<EventTime, Rejection> {
+pub(crate) fn parse_time(name: &str, text: &str) -> Result<EventTime, Rejection> {
     parse_event_time(text).map_err(|problem| match problem {
         TimeProblem::Malformed => Rejection::invalid(name, TIMESTAMP_HINT),
         TimeProblem::OutOfRange => Rejection::invalid(
@@ -466,8 +470,16 @@ fn channel(obj: &Map<String, Value>) -> Result<Channel, Rejection> {
 /// [`crate::normalize_identifier`]), so that every edge and every lookup
 /// compares the same strings.
 fn identifier(obj: &Map<String, Value>, kind: IdentifierKind) -> Result<Option<String>, Rejection> {
+    normalized_identifier(kind, optional_string(obj, kind.field())?)
+}
+
+/// An identifier field's value in its normalised form, or why it has none.
+pub(crate) fn normalized_identifier(
+    kind: IdentifierKind,
+    text: Option<&str>,
+) -> Result<Option<String>, Rejection> {
     let name = kind.field();
-    let Some(text) = optional_string(obj, name)? else {
+    let Some(text) = text else {
         return Ok(None);
     };
     normalize_identifier(kind, text)
@@ -548,7 +560,7 @@ fn survey_action(obj: &Map<String, Value>) -> Result<SurveyAction, Rejection> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::time::{EVENT_TIME_END, EVENT_TIME_MIN};
     use proptest::prelude::*;
@@ -1526,7 +1538,7 @@ mod tests {
 
     // --- never panic ---
 
-    fn arb_json() -> impl Strategy<Value = Value> {
+    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
@@ -1568,7 +1580,8 @@ mod tests {
         })
     }
 
-    fn arb_event_object() -> impl Strategy<Value = Value> {
+    /// Event objects near the rules: valid ones, and ones a field breaks.
+    pub(crate) fn arb_event_object() -> impl Strategy<Value = Value> {
         let keys = prop::sample::select(vec![
             "type",
             "message_id",
