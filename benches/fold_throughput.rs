@@ -83,7 +83,10 @@ fn mixed_workload() -> anyhow::Result<()> {
         "ingest: validate + Avro + durable log append (events/s)",
         ingest_rate,
     );
-    row("stage: read + decode the canonical log (events/s)", decode_rate);
+    row(
+        "stage: read + decode the canonical log (events/s)",
+        decode_rate,
+    );
     row(
         "stage: pure fold, in-memory store, no I/O (events/s)",
         pure_rate,
@@ -156,7 +159,10 @@ fn single_workspace_series() -> anyhow::Result<()> {
 fn late_links() -> anyhow::Result<()> {
     println!();
     println!("== late link: a device with N earlier events signs in");
-    println!("{:>9} {:>14} {:>14}", "N", "re-place (ms)", "per event (us)");
+    println!(
+        "{:>9} {:>14} {:>14}",
+        "N", "re-place (ms)", "per event (us)"
+    );
     for n in list("IDFOLD_BENCH_LATE", &[10, 1_000, 100_000]) {
         let tmp = tempfile::tempdir()?;
         let dir = DataDir::open(tmp.path(), std::time::Duration::ZERO)?;
@@ -253,11 +259,7 @@ fn fold_child(path: &Path) -> anyhow::Result<()> {
         batch_size: batch_size(),
         ..FoldOptions::default()
     };
-    let dir = DataDir::open_sized(
-        path,
-        std::time::Duration::ZERO,
-        options.sled_cache_bytes(),
-    )?;
+    let dir = DataDir::open_sized(path, std::time::Duration::ZERO, options.sled_cache_bytes())?;
     let log = EmbeddedLog::open(&dir)?;
     let started = Instant::now();
     let mut projector = Projector::open(&dir, options)?;
@@ -360,14 +362,12 @@ fn stage_rates(log: &EmbeddedLog) -> anyhow::Result<(f64, f64)> {
         let records = log.read_from(0, offset, batch_size())?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;
-        decoded.extend(
-            records
-                .iter()
-                .filter_map(|r| match idfold_events::decode_log_payload(&r.payload) {
-                    Ok(idfold_events::LogPayload::Event(e)) => Some(e),
-                    _ => None,
-                }),
-        );
+        decoded.extend(records.iter().filter_map(|r| {
+            match idfold_events::decode_log_payload(&r.payload) {
+                Ok(idfold_events::LogPayload::Event(e)) => Some(e),
+                _ => None,
+            }
+        }));
     }
     let decode_rate = decoded.len() as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();

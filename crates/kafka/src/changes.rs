@@ -63,21 +63,19 @@ mod tests {
 
     #[test]
     fn identified_profiles_and_mau_rows_are_keyed_by_workspace_and_anonymous_ones_stay_out() {
-        let changes = WorkspaceChanges {
-            profiles: vec![
-                (Identifier::user("u1"), Some(b"{}".to_vec())),
-                (Identifier::email("a@b.co"), None),
-                (Identifier::anonymous("d1"), Some(b"{}".to_vec())),
-            ],
-            months: vec![MauRow {
-                workspace_id: "acme".into(),
-                month: "2026-01".into(),
-                identified: 2,
-                anonymous: 1,
-                total: 3,
-            }],
-            ..WorkspaceChanges::default()
-        };
+        let mut changes = WorkspaceChanges::default();
+        changes.profiles = vec![
+            (Identifier::user("u1"), Some(b"{}".to_vec())),
+            (Identifier::email("a@b.co"), None),
+            (Identifier::anonymous("d1"), Some(b"{}".to_vec())),
+        ];
+        changes.months = vec![MauRow {
+            workspace_id: "acme".into(),
+            month: "2026-01".into(),
+            identified: 2,
+            anonymous: 1,
+            total: 3,
+        }];
         let (months, profiles) = change_records(&[("acme".to_owned(), changes)]);
         assert_eq!(months.len(), 1);
         assert_eq!(months[0].0, "acme/2026-01");
