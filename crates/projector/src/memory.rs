@@ -46,10 +46,18 @@ impl StateReader for MemoryStore {
             .transpose()
     }
 
-    fn target(&self, _: &str, id: &Identifier) -> Result<Option<TargetRecord>, ProjectorError> {
+    fn target(
+        &self,
+        _: &str,
+        id: &Identifier,
+    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError> {
         self.targets
             .get(id)
-            .map(|v| decode_target(v).map_err(|e| corrupt("target", e)))
+            .map(|v| {
+                decode_target(v)
+                    .map(|t| (t, v.len()))
+                    .map_err(|e| corrupt("target", e))
+            })
             .transpose()
     }
 

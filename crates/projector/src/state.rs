@@ -72,19 +72,20 @@ impl SeenMark {
 }
 
 /// An identifier's place in the graph: its own links (emails and devices)
-/// and who links to it (users and emails), and how many of its events are
-/// kept in its history.
+/// and who links to it (users and emails), and whether it has events kept
+/// in its history (a flag, not a count: a node changes only when its links
+/// do or its first event comes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeRecord {
     pub timeline: LinkTimeline,
     pub referrers: BTreeSet<Identifier>,
-    pub history_events: u64,
+    pub has_history: bool,
 }
 
 impl NodeRecord {
     /// Known to the read side (`i` entries): it has events or links.
     pub fn is_known(&self) -> bool {
-        self.history_events > 0 || !self.timeline.is_empty()
+        self.has_history || !self.timeline.is_empty()
     }
 }
 
@@ -92,7 +93,7 @@ impl NodeRecord {
 struct NodeWire {
     links: Vec<(EventTime, String, String)>,
     referrers: Vec<String>,
-    history_events: u64,
+    has_history: bool,
 }
 
 /// One profile target: each source's contribution to its profile (the
@@ -145,7 +146,7 @@ pub fn encode_node(node: &NodeRecord) -> Vec<u8> {
             .map(|l| (l.key.time, l.key.message_id.clone(), id_text(&l.target)))
             .collect(),
         referrers: node.referrers.iter().map(id_text).collect(),
-        history_events: node.history_events,
+        has_history: node.has_history,
     };
     postcard::to_stdvec(&wire).unwrap_or_default()
 }
@@ -166,7 +167,7 @@ pub fn decode_node(bytes: &[u8]) -> Result<NodeRecord, String> {
             .iter()
             .map(|r| parse_id(r))
             .collect::<Result<_, _>>()?,
-        history_events: wire.history_events,
+        has_history: wire.has_history,
     })
 }
 

@@ -632,8 +632,16 @@ impl StateReader for StateStore {
         &self,
         workspace: &str,
         id: &Identifier,
-    ) -> Result<Option<TargetRecord>, ProjectorError> {
-        self.target_record(workspace, id)
+    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError> {
+        let k = id_key(TARGET, workspace, id);
+        self.tree
+            .get(&k)?
+            .map(|v| {
+                decode_target(&v)
+                    .map(|t| (t, v.len()))
+                    .map_err(|e| corrupt(&k, e))
+            })
+            .transpose()
     }
 
     fn history(&self, workspace: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError> {

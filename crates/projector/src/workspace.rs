@@ -42,11 +42,12 @@ pub enum Applied {
 /// in a test.
 pub trait StateReader {
     fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<NodeRecord>, ProjectorError>;
+    /// A target's record, with its encoded size (what the cache weighs).
     fn target(
         &self,
         workspace: &str,
         id: &Identifier,
-    ) -> Result<Option<TargetRecord>, ProjectorError>;
+    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError>;
     /// An email's or device's kept events, in the order they were folded.
     fn history(&self, workspace: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError>;
     /// The hashes of a user's events.
@@ -81,6 +82,21 @@ pub struct WorkspaceChanges {
     pub(crate) history: Vec<(Identifier, Vec<u8>, bool)>,
     /// New event hashes per user; `true` where the user's are dropped first.
     pub(crate) user_events: Vec<(Identifier, Vec<u8>, bool)>,
+}
+
+/// What a cached entry weighs in memory, as the budget counts it: an
+/// absent one (its key and the map's slot), a node by its links and
+/// referrers (each an owned message id and identifier), a target by its
+/// encoded size times what decoding costs (maps, owned strings, JSON
+/// values: about three times the bytes).
+const EMPTY_ENTRY_BYTES: usize = 96;
+
+fn node_bytes(node: &NodeRecord) -> usize {
+    EMPTY_ENTRY_BYTES + 128 * node.timeline.links().len() + 64 * node.referrers.len()
+}
+
+fn target_bytes(encoded: usize) -> usize {
+    EMPTY_ENTRY_BYTES + 3 * encoded
 }
 
 /// A cached entry: `None` is "absent in the store", known without asking.
@@ -212,9 +228,7 @@ impl WorkspaceState {
             return Ok(());
         }
         let value = r.node(&self.workspace_id, id)?;
-        let bytes = value
-            .as_ref()
-            .map_or(64, |n| 64 + 48 * n.timeline.links().len());
+        let bytes = value.as_ref().map_or(EMPTY_ENTRY_BYTES, node_bytes);
         self.nodes.insert(
             id.clone(),
             Cached {
@@ -232,8 +246,10 @@ impl WorkspaceState {
             cached.last_used = batch;
             return Ok(());
         }
-        let value = r.target(&self.workspace_id, id)?;
-        let bytes = value.as_ref().map_or(64, |t| encode_target(t).len() + 64);
+        let (value, bytes) = match r.target(&self.workspace_id, id)? {
+            Some((target, encoded)) => (Some(target), target_bytes(encoded)),
+            None => (None, EMPTY_ENTRY_BYTES),
+        };
         self.targets.insert(
             id.clone(),
             Cached {
@@ -293,7 +309,7 @@ impl WorkspaceState {
         let cached = self.nodes.entry(id.clone()).or_insert(Cached {
             value: None,
             last_used: batch,
-            bytes: 64,
+            bytes: EMPTY_ENTRY_BYTES,
         });
         cached.value.get_or_insert_with(NodeRecord::default)
     }
@@ -309,7 +325,7 @@ impl WorkspaceState {
         let cached = self.targets.entry(id.clone()).or_insert(Cached {
             value: None,
             last_used: batch,
-            bytes: 64,
+            bytes: EMPTY_ENTRY_BYTES,
         });
         cached.value.get_or_insert_with(TargetRecord::default)
     }
@@ -337,7 +353,7 @@ impl WorkspaceState {
     ) -> Result<Vec<FoldRecord>, ProjectorError> {
         let mut records = match self.pending.history_replaced.get(id) {
             Some(kept) => kept.clone(),
-            None if self.node(id).is_none_or(|n| n.history_events == 0) => Vec::new(),
+            None if self.node(id).is_none_or(|n| !n.has_history) => Vec::new(),
             None => r.history(&self.workspace_id, id)?,
         };
         records.extend(self.pending.history.get(id).into_iter().flatten().cloned());
@@ -429,7 +445,9 @@ impl WorkspaceState {
                 .or_default()
                 .push(hash);
         } else {
-            self.node_mut(&subject).history_events += 1;
+            if !self.node(&subject).is_some_and(|n| n.has_history) {
+                self.node_mut(&subject).has_history = true;
+            }
             self.pending
                 .history
                 .entry(subject)
@@ -704,7 +722,8 @@ impl WorkspaceState {
         // their histories and from the MAU targets they counted at.
         for id in &sources {
             let history = self.history(r, id)?;
-            let mut kept = Vec::with_capacity(history.len());
+            let total = history.len();
+            let mut kept = Vec::with_capacity(total);
             for entry in history {
                 let placed = self.place(id, entry.time);
                 if placed.profile == profile {
@@ -717,11 +736,8 @@ impl WorkspaceState {
                     kept.push(entry);
                 }
             }
-            if self
-                .node(id)
-                .is_some_and(|n| n.history_events as usize != kept.len())
-            {
-                self.node_mut(id).history_events = kept.len() as u64;
+            if kept.len() != total {
+                self.node_mut(id).has_history = !kept.is_empty();
                 self.pending.history.remove(id);
                 self.pending.history_replaced.insert(id.clone(), kept);
             }
@@ -867,12 +883,12 @@ impl WorkspaceState {
             let Some(cached) = self.nodes.get_mut(id) else {
                 continue;
             };
-            let encoded = cached
+            let kept = cached
                 .value
                 .as_ref()
-                .filter(|n| n.is_known() || !n.referrers.is_empty())
-                .map(encode_node);
-            cached.bytes = 64 + encoded.as_ref().map_or(0, Vec::len);
+                .filter(|n| n.is_known() || !n.referrers.is_empty());
+            cached.bytes = kept.map_or(EMPTY_ENTRY_BYTES, node_bytes);
+            let encoded = kept.map(encode_node);
             changes.nodes.push((id.clone(), encoded));
         }
         for id in &pending.targets {
@@ -884,7 +900,9 @@ impl WorkspaceState {
                 .as_ref()
                 .filter(|t| !t.is_empty())
                 .map(encode_target);
-            cached.bytes = 64 + encoded.as_ref().map_or(0, Vec::len);
+            cached.bytes = encoded
+                .as_ref()
+                .map_or(EMPTY_ENTRY_BYTES, |e| target_bytes(e.len()));
             changes.targets.push((id.clone(), encoded));
         }
         if render_profiles {
