@@ -339,6 +339,33 @@ fn permute<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    /// A profile is the merge of its sources' contributions: aggregates of
+    /// disjoint parts of any set of events merge into the aggregate of the
+    /// whole, whatever the split and the order of the merges.
+    #[test]
+    fn aggregates_of_disjoint_parts_merge_into_the_aggregate_of_the_whole(
+        specs in prop::collection::vec(arb_spec(), 1..60),
+        parts in prop::collection::vec(0..4usize, 60),
+        seed in any::<u64>(),
+    ) {
+        let records = records(&specs);
+        let mut whole = ProfileAggregate::default();
+        let mut split = vec![ProfileAggregate::default(); 4];
+        let mut seen = BTreeSet::new();
+        for (i, r) in records.iter().enumerate() {
+            if !seen.insert(r.message_id.clone()) {
+                continue;
+            }
+            whole.apply(r);
+            split[parts[i % parts.len()]].apply(r);
+        }
+        let mut merged = ProfileAggregate::default();
+        for part in permute(&split, seed) {
+            merged.merge(&part);
+        }
+        prop_assert_eq!(merged, whole);
+    }
+
     #[test]
     fn fold_equals_the_definitions_in_any_order_with_redeliveries(
         specs in prop::collection::vec(arb_spec(), 1..60),
