@@ -896,3 +896,65 @@ fn the_memory_budget_bounds_the_fold_from_flag_environment_or_file() {
         "{stderr}"
     );
 }
+
+/// A data directory the v1 engine wrote is refused, with the way out, by
+/// every command that reads the projection; `idfold rebuild` folds it into
+/// the v2 format (its erasure kept) and the answers are the v1 answers.
+#[test]
+fn a_v1_data_directory_is_refused_until_rebuilt_and_then_answers_the_same() {
+    let idfold = Idfold::not_created();
+    let parent = idfold.data().parent().expect("a parent").to_owned();
+    let untar = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(fixture("fold_v1/data-dir.tar.gz"))
+        .arg("-C")
+        .arg(&parent)
+        .status()
+        .expect("tar runs");
+    assert!(untar.success());
+    std::fs::rename(parent.join("d"), idfold.data()).expect("the fixture's directory");
+    for (sub, args) in [
+        ("mau", vec!["--workspace", "ws-1"]),
+        ("run", vec!["--until-idle"]),
+        ("export", vec![]),
+    ] {
+        let out = idfold.run(sub, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sub} refuses a v1 projection");
+        assert!(
+            stderr.contains("run `idfold rebuild`") && stderr.contains("older idfold"),
+            "{sub}: {stderr}"
+        );
+        assert_eq!(
+            stderr.matches("idfold rebuild").count(),
+            1,
+            "said once: {stderr}"
+        );
+    }
+    idfold.ok("rebuild", &[]);
+    let expected = std::fs::read_to_string(fixture("fold_v1/export.ndjson")).expect("fixture");
+    let export = idfold.export();
+    assert!(
+        export == expected,
+        "{}",
+        first_difference(&export, &expected)
+    );
+    // The erasure survived the format change: the person's events, still
+    // in no log, and a re-delivery of one is dropped.
+    let erased_event = std::fs::read_to_string(fixture("fold_v1/events-before-erasure.ndjson"))
+        .expect("fixture")
+        .lines()
+        .find(|l| l.contains("\"user_id\":\"user-2\"") && l.contains("\"workspace_id\":\"ws-1\""))
+        .expect("an event of the erased person")
+        .to_owned();
+    let again = idfold.data().parent().expect("parent").join("again.ndjson");
+    std::fs::write(&again, format!("{erased_event}\n")).expect("written");
+    idfold.ingest(&again);
+    idfold.ok("run", &["--until-idle"]);
+    let after = idfold.export();
+    assert!(
+        after == expected,
+        "a re-delivered erased event is dropped: {}",
+        first_difference(&after, &expected)
+    );
+}
