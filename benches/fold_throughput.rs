@@ -255,10 +255,16 @@ fn fold_in_child(path: &Path) -> anyhow::Result<Value> {
 /// The child: fold the directory with the default memory budget, print
 /// rate, peak memory, sizes and the time split as JSON.
 fn fold_child(path: &Path) -> anyhow::Result<()> {
-    let options = FoldOptions {
+    let mut options = FoldOptions {
         batch_size: batch_size(),
         ..FoldOptions::default()
     };
+    if let Some(mib) = std::env::var("IDFOLD_BENCH_BUDGET_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options.memory_budget = mib * 1024 * 1024;
+    }
     let dir = DataDir::open_sized(path, std::time::Duration::ZERO, options.sled_cache_bytes())?;
     let log = EmbeddedLog::open(&dir)?;
     let started = Instant::now();
@@ -291,6 +297,7 @@ fn fold_child(path: &Path) -> anyhow::Result<()> {
         "state_bytes": state_bytes,
         "state_by_kind": kinds,
         "log_bytes": log_bytes,
+        "budget_mib": options.memory_budget / (1024 * 1024),
         "seconds": seconds,
         "split": {
             "decode": timings.decode.as_secs_f64(),

@@ -22,6 +22,7 @@ use apache_avro::{GenericSingleObjectReader, Schema};
 use serde_json::{Map, Value};
 
 use crate::error::{ReasonCode, Rejection};
+use crate::log_reader::Datum;
 use crate::model::{Event, EventBody, EventKind};
 use crate::validate::{check_size, validate_value};
 
@@ -275,15 +276,12 @@ pub(crate) fn single_object(fingerprint: &[u8; 8], datum: &[u8]) -> Vec<u8> {
 
 /// Checks that `body` is exactly one complete datum of `schema`.
 pub(crate) fn check_complete_datum(schema: &Schema, body: &[u8]) -> Result<(), String> {
-    let mut cursor = Cursor {
-        bytes: body,
-        pos: 0,
-    };
+    let mut cursor = Datum::new(body);
     check_datum(schema, &mut cursor)?;
-    if cursor.pos != body.len() {
+    if cursor.position() != body.len() {
         return Err(format!(
             "{} trailing bytes after the datum",
-            body.len().saturating_sub(cursor.pos)
+            body.len().saturating_sub(cursor.position())
         ));
     }
     Ok(())
@@ -390,70 +388,10 @@ pub fn decode_avro(bytes: &[u8]) -> Result<Event, Rejection> {
     validate_value(&Value::Object(object))
 }
 
-/// A read position in an Avro datum.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
-    }
-
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = self
-            .bytes
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| "the datum is truncated".to_owned())?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    /// A zig-zag varint `long` (at most 10 bytes).
-    fn long(&mut self) -> Result<i64, String> {
-        let mut raw: u64 = 0;
-        for i in 0..10u32 {
-            let b = self.byte()?;
-            raw |= u64::from(b & 0x7F) << (7 * i);
-            if b & 0x80 == 0 {
-                let unsigned = raw >> 1;
-                let value = if raw & 1 == 0 { unsigned } else { !unsigned };
-                return Ok(value as i64);
-            }
-        }
-        Err("a variable-length integer is longer than 10 bytes".to_owned())
-    }
-
-    /// A non-negative length no larger than what is left.
-    fn length(&mut self, what: &str) -> Result<usize, String> {
-        let len = self.long()?;
-        let len = usize::try_from(len).map_err(|_| format!("negative {what} length {len}"))?;
-        if len > self.remaining() {
-            return Err(format!(
-                "{what} length {len} is more than the {} bytes left",
-                self.remaining()
-            ));
-        }
-        Ok(len)
-    }
-
-    fn take(&mut self, len: usize) -> Result<&[u8], String> {
-        let end = self.pos.checked_add(len).ok_or("length overflow")?;
-        let slice = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or("the datum is truncated")?;
-        self.pos = end;
-        Ok(slice)
-    }
-}
-
 /// Walks a datum against one of our schemas, checking that every length and
 /// index is in range and that the data is complete. Supports the schema
 /// features the idfold schemas use.
-fn check_datum(schema: &Schema, cursor: &mut Cursor<'_>) -> Result<(), String> {
+fn check_datum(schema: &Schema, cursor: &mut Datum<'_>) -> Result<(), String> {
     match schema {
         Schema::Null => Ok(()),
         Schema::String => {

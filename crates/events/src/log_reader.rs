@@ -85,17 +85,26 @@ type Fault = String;
 
 /// A read position in a datum. Every read checks what is left, so no
 /// length or count can make it allocate or index past the end.
-struct Datum<'a> {
+pub(crate) struct Datum<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Datum<'a> {
-    fn remaining(&self) -> usize {
+    pub(crate) fn new(bytes: &'a [u8]) -> Datum<'a> {
+        Datum { bytes, pos: 0 }
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len().saturating_sub(self.pos)
     }
 
-    fn byte(&mut self) -> Result<u8, Fault> {
+    pub(crate) fn byte(&mut self) -> Result<u8, Fault> {
         let b = self
             .bytes
             .get(self.pos)
@@ -106,7 +115,7 @@ impl<'a> Datum<'a> {
     }
 
     /// A zig-zag varint `long` (at most 10 bytes).
-    fn long(&mut self) -> Result<i64, Fault> {
+    pub(crate) fn long(&mut self) -> Result<i64, Fault> {
         let mut raw: u64 = 0;
         for i in 0..10u32 {
             let b = self.byte()?;
@@ -120,21 +129,32 @@ impl<'a> Datum<'a> {
         Err("a variable-length integer is longer than 10 bytes".to_owned())
     }
 
-    fn string(&mut self) -> Result<&'a str, Fault> {
+    /// A non-negative length no larger than what is left.
+    pub(crate) fn length(&mut self, what: &str) -> Result<usize, Fault> {
         let len = self.long()?;
-        let len = usize::try_from(len).map_err(|_| format!("negative string length {len}"))?;
+        let len = usize::try_from(len).map_err(|_| format!("negative {what} length {len}"))?;
         if len > self.remaining() {
             return Err(format!(
-                "string length {len} is more than the {} bytes left",
+                "{what} length {len} is more than the {} bytes left",
                 self.remaining()
             ));
         }
-        let end = self.pos + len;
-        let bytes = self
+        Ok(len)
+    }
+
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Fault> {
+        let end = self.pos.checked_add(len).ok_or("length overflow")?;
+        let slice = self
             .bytes
             .get(self.pos..end)
             .ok_or_else(|| "the datum is truncated".to_owned())?;
         self.pos = end;
+        Ok(slice)
+    }
+
+    fn string(&mut self) -> Result<&'a str, Fault> {
+        let len = self.length("string")?;
+        let bytes = self.take(len)?;
         std::str::from_utf8(bytes).map_err(|_| "a string is not valid UTF-8".to_owned())
     }
 

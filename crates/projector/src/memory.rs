@@ -12,10 +12,7 @@ use crate::erasure::ErasureRecord;
 use crate::error::ProjectorError;
 use crate::mau::{MauRow, MonthCounts};
 use crate::record::FoldRecord;
-use crate::state::{
-    decode_hashes, decode_history_chunk, decode_node, decode_target, MessageHash, NodeRecord,
-    SeenMark, TargetRecord,
-};
+use crate::state::{decode_hashes, decode_history_chunk, decode_target, MessageHash, SeenMark};
 use crate::workspace::{render_target, Applied, StateReader, WorkspaceChanges, WorkspaceState};
 
 /// One workspace's entries, as the store would hold them.
@@ -39,26 +36,12 @@ fn corrupt(what: &str, detail: String) -> ProjectorError {
 }
 
 impl StateReader for MemoryStore {
-    fn node(&self, _: &str, id: &Identifier) -> Result<Option<NodeRecord>, ProjectorError> {
-        self.nodes
-            .get(id)
-            .map(|v| decode_node(v).map_err(|e| corrupt("node", e)))
-            .transpose()
+    fn node(&self, _: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError> {
+        Ok(self.nodes.get(id).cloned())
     }
 
-    fn target(
-        &self,
-        _: &str,
-        id: &Identifier,
-    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError> {
-        self.targets
-            .get(id)
-            .map(|v| {
-                decode_target(v)
-                    .map(|t| (t, v.len()))
-                    .map_err(|e| corrupt("target", e))
-            })
-            .transpose()
+    fn target(&self, _: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError> {
+        Ok(self.targets.get(id).cloned())
     }
 
     fn history(&self, _: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError> {

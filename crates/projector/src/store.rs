@@ -22,8 +22,7 @@ use crate::error::ProjectorError;
 use crate::mau::{MauRow, MonthCounts};
 use crate::record::FoldRecord;
 use crate::state::{
-    decode_hashes, decode_history_chunk, decode_node, decode_target, MessageHash, NodeRecord,
-    SeenMark, TargetRecord,
+    decode_hashes, decode_history_chunk, decode_target, MessageHash, SeenMark, TargetRecord,
 };
 use crate::view::ProfileView;
 use crate::workspace::{render_target, render_view, StateReader, WorkspaceChanges};
@@ -509,17 +508,11 @@ impl StateStore {
         &self,
         workspace_id: Option<&str>,
     ) -> impl Iterator<Item = Result<ProfileView, ProjectorError>> + '_ {
-        self.tree
-            .scan_prefix(workspace_prefix(TARGET, workspace_id))
-            .filter_map(|entry| {
-                let rendered = (|| {
-                    let (k, v) = entry?;
-                    let (workspace, id) = split_id_key(&k).ok_or_else(|| corrupt(&k, "key"))?;
-                    let target = decode_target(&v).map_err(|e| corrupt(&k, e))?;
-                    Ok(render_view(&workspace, &id, &target))
-                })();
-                rendered.transpose()
-            })
+        self.target_records(workspace_id).filter_map(|entry| {
+            entry
+                .map(|(workspace, id, target)| render_view(&workspace, &id, &target))
+                .transpose()
+        })
     }
 
     pub fn mau_row(&self, workspace_id: &str, month: Month) -> Result<MauRow, ProjectorError> {
@@ -547,17 +540,11 @@ impl StateStore {
         &self,
         workspace_id: Option<&str>,
     ) -> impl Iterator<Item = Result<Vec<u8>, ProjectorError>> + '_ {
-        self.tree
-            .scan_prefix(workspace_prefix(TARGET, workspace_id))
-            .filter_map(|entry| {
-                let rendered = (|| {
-                    let (k, v) = entry?;
-                    let (workspace, id) = split_id_key(&k).ok_or_else(|| corrupt(&k, "key"))?;
-                    let target = decode_target(&v).map_err(|e| corrupt(&k, e))?;
-                    Ok(render_target(&workspace, &id, &target))
-                })();
-                rendered.transpose()
-            })
+        self.target_records(workspace_id).filter_map(|entry| {
+            entry
+                .map(|(workspace, id, target)| render_target(&workspace, &id, &target))
+                .transpose()
+        })
     }
 
     /// Every profile's JSON, sorted by workspace then id; all workspaces
@@ -610,6 +597,24 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Every target record, with its workspace and id, sorted by workspace
+    /// then id; all workspaces when `None`.
+    fn target_records(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> impl Iterator<Item = Result<(String, Identifier, TargetRecord), ProjectorError>> + '_ {
+        self.tree
+            .scan_prefix(workspace_prefix(TARGET, workspace_id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                let (workspace, id) = split_id_key(&k).ok_or_else(|| corrupt(&k, "key"))?;
+                let target = decode_target(&v).map_err(|e| corrupt(&k, e))?;
+                Ok((workspace, id, target))
+            })
+    }
+}
+
 /// (workspace, identifier) of an `<kind><ws>\0<id>` key.
 fn split_id_key(k: &[u8]) -> Option<(String, Identifier)> {
     let rest = k.get(1..)?;
@@ -620,28 +625,18 @@ fn split_id_key(k: &[u8]) -> Option<(String, Identifier)> {
 }
 
 impl StateReader for StateStore {
-    fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<NodeRecord>, ProjectorError> {
-        let k = id_key(NODE, workspace, id);
-        self.tree
-            .get(&k)?
-            .map(|v| decode_node(&v).map_err(|e| corrupt(&k, e)))
-            .transpose()
+    fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError> {
+        Ok(self
+            .tree
+            .get(id_key(NODE, workspace, id))?
+            .map(|v| v.to_vec()))
     }
 
-    fn target(
-        &self,
-        workspace: &str,
-        id: &Identifier,
-    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError> {
-        let k = id_key(TARGET, workspace, id);
-        self.tree
-            .get(&k)?
-            .map(|v| {
-                decode_target(&v)
-                    .map(|t| (t, v.len()))
-                    .map_err(|e| corrupt(&k, e))
-            })
-            .transpose()
+    fn target(&self, workspace: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError> {
+        Ok(self
+            .tree
+            .get(id_key(TARGET, workspace, id))?
+            .map(|v| v.to_vec()))
     }
 
     fn history(&self, workspace: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError> {

@@ -24,8 +24,8 @@ use crate::mau::{adjust_activity, remove_activity, MauRow, MonthCounts};
 use crate::profile::ProfileAggregate;
 use crate::record::FoldRecord;
 use crate::state::{
-    encode_hashes, encode_history_record, encode_node, encode_target, MessageHash, NodeRecord,
-    SeenMark, TargetRecord,
+    decode_node, decode_target, encode_hashes, encode_history_record, encode_node, encode_target,
+    MessageHash, NodeRecord, SeenMark, TargetRecord,
 };
 use crate::view::ProfileView;
 
@@ -41,13 +41,10 @@ pub enum Applied {
 /// Where the rules read the state they do not hold: the store, or a map
 /// in a test.
 pub trait StateReader {
-    fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<NodeRecord>, ProjectorError>;
-    /// A target's record, with its encoded size (what the cache weighs).
-    fn target(
-        &self,
-        workspace: &str,
-        id: &Identifier,
-    ) -> Result<Option<(TargetRecord, usize)>, ProjectorError>;
+    /// An identifier's node, encoded.
+    fn node(&self, workspace: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError>;
+    /// A target's record, encoded.
+    fn target(&self, workspace: &str, id: &Identifier) -> Result<Option<Vec<u8>>, ProjectorError>;
     /// An email's or device's kept events, in the order they were folded.
     fn history(&self, workspace: &str, id: &Identifier) -> Result<Vec<FoldRecord>, ProjectorError>;
     /// The hashes of a user's events.
@@ -84,27 +81,81 @@ pub struct WorkspaceChanges {
     pub(crate) user_events: Vec<(Identifier, Vec<u8>, bool)>,
 }
 
-/// What a cached entry weighs in memory, as the budget counts it: an
-/// absent one (its key and the map's slot), a node by its links and
-/// referrers (each an owned message id and identifier), a target by its
-/// encoded size times what decoding costs (maps, owned strings, JSON
-/// values: about three times the bytes).
-const EMPTY_ENTRY_BYTES: usize = 96;
+/// What a cached entry weighs beyond its stored bytes: its key, the map's
+/// slot, the allocation.
+const ENTRY_OVERHEAD: usize = 96;
 
-fn node_bytes(node: &NodeRecord) -> usize {
-    EMPTY_ENTRY_BYTES + 128 * node.timeline.links().len() + 64 * node.referrers.len()
-}
-
-fn target_bytes(encoded: usize) -> usize {
-    EMPTY_ENTRY_BYTES + 3 * encoded
-}
-
-/// A cached entry: `None` is "absent in the store", known without asking.
+/// A cached entry. Between batches only its bytes as stored stay, so the
+/// budget weighs exactly what is kept; a batch decodes what it touches
+/// (its working set, dropped when its changes are taken).
 #[derive(Debug)]
 struct Cached<T> {
-    value: Option<T>,
+    /// As the store holds it; None: absent from the store.
+    stored: Option<Vec<u8>>,
+    /// Decoded in this batch (None: not yet); `Some(None)`: absent.
+    decoded: Option<Option<T>>,
     last_used: u64,
-    bytes: usize,
+}
+
+impl<T> Cached<T> {
+    fn bytes(&self, key: &Identifier) -> usize {
+        ENTRY_OVERHEAD + key.value.len() + self.stored.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// Makes `id`'s entry decoded for this batch, reading it from the store
+/// when it is not cached; says whether it was decoded now.
+fn load_entry<T>(
+    cache: &mut HashMap<Identifier, Cached<T>>,
+    id: &Identifier,
+    batch: u64,
+    fetch: impl FnOnce() -> Result<Option<Vec<u8>>, ProjectorError>,
+    decode: fn(&[u8]) -> Result<T, String>,
+) -> Result<bool, ProjectorError> {
+    let cached = match cache.entry(id.clone()) {
+        std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Cached {
+            stored: fetch()?,
+            decoded: None,
+            last_used: batch,
+        }),
+    };
+    cached.last_used = batch;
+    if cached.decoded.is_some() {
+        return Ok(false);
+    }
+    let value = cached
+        .stored
+        .as_deref()
+        .map(decode)
+        .transpose()
+        .map_err(|detail| ProjectorError::Corrupt {
+            key: id.to_string(),
+            detail,
+        })?;
+    cached.decoded = Some(value);
+    Ok(true)
+}
+
+/// The decoded value of `id` (loaded in this batch), created when absent.
+fn entry_mut<'a, T: Default>(
+    cache: &'a mut HashMap<Identifier, Cached<T>>,
+    id: &Identifier,
+    batch: u64,
+) -> &'a mut T {
+    let cached = cache.entry(id.clone()).or_insert(Cached {
+        stored: None,
+        decoded: None,
+        last_used: batch,
+    });
+    debug_assert!(
+        cached.decoded.is_some() || cached.stored.is_none(),
+        "{id} changed unread"
+    );
+    cached
+        .decoded
+        .get_or_insert(None)
+        .get_or_insert_with(T::default)
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +191,9 @@ pub struct WorkspaceState {
     months: HashMap<Month, MonthCounts>,
     /// Identifiers whose chain of nodes is loaded in this batch.
     chains: HashSet<Identifier>,
+    /// The entries decoded in this batch (dropped to their bytes after it).
+    decoded_nodes: Vec<Identifier>,
+    decoded_targets: Vec<Identifier>,
     erasure_ids: HashSet<String>,
     /// What erased people still count for, per month.
     retained: BTreeMap<Month, RetainedMau>,
@@ -157,6 +211,8 @@ impl WorkspaceState {
             targets: HashMap::new(),
             months: HashMap::new(),
             chains: HashSet::new(),
+            decoded_nodes: Vec::new(),
+            decoded_targets: Vec::new(),
             erasure_ids: HashSet::new(),
             retained: BTreeMap::new(),
             batch: 0,
@@ -185,16 +241,16 @@ impl WorkspaceState {
 
     /// Bytes held in cached nodes and targets (their encoded sizes).
     pub fn resident_bytes(&self) -> usize {
-        self.nodes.values().map(|c| c.bytes).sum::<usize>()
-            + self.targets.values().map(|c| c.bytes).sum::<usize>()
+        self.nodes.iter().map(|(k, c)| c.bytes(k)).sum::<usize>()
+            + self.targets.iter().map(|(k, c)| c.bytes(k)).sum::<usize>()
     }
 
     /// Cached entries with their last use, for eviction across workspaces.
     pub fn cache_ages(&self) -> Vec<(u64, usize)> {
         self.nodes
-            .values()
-            .map(|c| (c.last_used, c.bytes))
-            .chain(self.targets.values().map(|c| (c.last_used, c.bytes)))
+            .iter()
+            .map(|(k, c)| (c.last_used, c.bytes(k)))
+            .chain(self.targets.iter().map(|(k, c)| (c.last_used, c.bytes(k))))
             .collect()
     }
 
@@ -202,17 +258,17 @@ impl WorkspaceState {
     /// between batches); returns the bytes freed.
     pub fn evict_before(&mut self, batch: u64) -> usize {
         let mut freed = 0;
-        self.nodes.retain(|_, c| {
+        self.nodes.retain(|k, c| {
             let keep = c.last_used >= batch;
             if !keep {
-                freed += c.bytes;
+                freed += c.bytes(k);
             }
             keep
         });
-        self.targets.retain(|_, c| {
+        self.targets.retain(|k, c| {
             let keep = c.last_used >= batch;
             if !keep {
-                freed += c.bytes;
+                freed += c.bytes(k);
             }
             keep
         });
@@ -222,42 +278,30 @@ impl WorkspaceState {
     // --- loading -------------------------------------------------------
 
     fn load_node(&mut self, r: &dyn StateReader, id: &Identifier) -> Result<(), ProjectorError> {
-        let batch = self.batch;
-        if let Some(cached) = self.nodes.get_mut(id) {
-            cached.last_used = batch;
-            return Ok(());
+        let workspace = &self.workspace_id;
+        if load_entry(
+            &mut self.nodes,
+            id,
+            self.batch,
+            || r.node(workspace, id),
+            decode_node,
+        )? {
+            self.decoded_nodes.push(id.clone());
         }
-        let value = r.node(&self.workspace_id, id)?;
-        let bytes = value.as_ref().map_or(EMPTY_ENTRY_BYTES, node_bytes);
-        self.nodes.insert(
-            id.clone(),
-            Cached {
-                value,
-                last_used: batch,
-                bytes,
-            },
-        );
         Ok(())
     }
 
     fn load_target(&mut self, r: &dyn StateReader, id: &Identifier) -> Result<(), ProjectorError> {
-        let batch = self.batch;
-        if let Some(cached) = self.targets.get_mut(id) {
-            cached.last_used = batch;
-            return Ok(());
+        let workspace = &self.workspace_id;
+        if load_entry(
+            &mut self.targets,
+            id,
+            self.batch,
+            || r.target(workspace, id),
+            decode_target,
+        )? {
+            self.decoded_targets.push(id.clone());
         }
-        let (value, bytes) = match r.target(&self.workspace_id, id)? {
-            Some((target, encoded)) => (Some(target), target_bytes(encoded)),
-            None => (None, EMPTY_ENTRY_BYTES),
-        };
-        self.targets.insert(
-            id.clone(),
-            Cached {
-                value,
-                last_used: batch,
-                bytes,
-            },
-        );
         Ok(())
     }
 
@@ -299,35 +343,31 @@ impl WorkspaceState {
     }
 
     fn node(&self, id: &Identifier) -> Option<&NodeRecord> {
-        self.nodes.get(id)?.value.as_ref()
+        self.nodes.get(id)?.decoded.as_ref()?.as_ref()
     }
 
     /// The node of `id` (loaded), created when absent, marked changed.
     fn node_mut(&mut self, id: &Identifier) -> &mut NodeRecord {
         self.pending.nodes.insert(id.clone());
-        let batch = self.batch;
-        let cached = self.nodes.entry(id.clone()).or_insert(Cached {
-            value: None,
-            last_used: batch,
-            bytes: EMPTY_ENTRY_BYTES,
-        });
-        cached.value.get_or_insert_with(NodeRecord::default)
+        entry_mut(&mut self.nodes, id, self.batch)
     }
 
     fn target(&self, id: &Identifier) -> Option<&TargetRecord> {
-        self.targets.get(id)?.value.as_ref()
+        self.targets.get(id)?.decoded.as_ref()?.as_ref()
     }
 
     /// The target record of `id` (loaded), created when absent, marked changed.
     fn target_mut(&mut self, id: &Identifier) -> &mut TargetRecord {
         self.pending.targets.insert(id.clone());
-        let batch = self.batch;
-        let cached = self.targets.entry(id.clone()).or_insert(Cached {
-            value: None,
-            last_used: batch,
-            bytes: EMPTY_ENTRY_BYTES,
-        });
-        cached.value.get_or_insert_with(TargetRecord::default)
+        entry_mut(&mut self.targets, id, self.batch)
+    }
+
+    /// Drops `id`'s node (loaded in this batch).
+    fn forget_node(&mut self, id: &Identifier) {
+        if let Some(cached) = self.nodes.get_mut(id) {
+            cached.decoded = Some(None);
+        }
+        self.pending.nodes.insert(id.clone());
     }
 
     fn is_known(&self, id: &Identifier) -> bool {
@@ -807,13 +847,11 @@ impl WorkspaceState {
                 let now = self.resolve_now(&id);
                 self.add_resolving(r, &now, &id)?;
             } else if self.node(&id).is_some_and(|n| n.referrers.is_empty()) {
-                self.nodes.get_mut(&id).map(|c| c.value = None);
-                self.pending.nodes.insert(id.clone());
+                self.forget_node(&id);
             }
         }
         if profile.kind == IdentifierKind::User {
-            self.nodes.get_mut(&profile).map(|c| c.value = None);
-            self.pending.nodes.insert(profile.clone());
+            self.forget_node(&profile);
         }
         for hash in &forgotten {
             self.pending.seen.insert(*hash, SeenMark::Forgotten);
@@ -883,12 +921,13 @@ impl WorkspaceState {
             let Some(cached) = self.nodes.get_mut(id) else {
                 continue;
             };
-            let kept = cached
-                .value
+            let encoded = cached
+                .decoded
                 .as_ref()
-                .filter(|n| n.is_known() || !n.referrers.is_empty());
-            cached.bytes = kept.map_or(EMPTY_ENTRY_BYTES, node_bytes);
-            let encoded = kept.map(encode_node);
+                .and_then(Option::as_ref)
+                .filter(|n| n.is_known() || !n.referrers.is_empty())
+                .map(encode_node);
+            cached.stored.clone_from(&encoded);
             changes.nodes.push((id.clone(), encoded));
         }
         for id in &pending.targets {
@@ -896,13 +935,12 @@ impl WorkspaceState {
                 continue;
             };
             let encoded = cached
-                .value
+                .decoded
                 .as_ref()
+                .and_then(Option::as_ref)
                 .filter(|t| !t.is_empty())
                 .map(encode_target);
-            cached.bytes = encoded
-                .as_ref()
-                .map_or(EMPTY_ENTRY_BYTES, |e| target_bytes(e.len()));
+            cached.stored.clone_from(&encoded);
             changes.targets.push((id.clone(), encoded));
         }
         if render_profiles {
@@ -942,6 +980,17 @@ impl WorkspaceState {
         }
         for id in dropped {
             changes.user_events.push((id, Vec::new(), true));
+        }
+        // What the batch decoded goes back to its bytes.
+        for id in std::mem::take(&mut self.decoded_nodes) {
+            if let Some(cached) = self.nodes.get_mut(&id) {
+                cached.decoded = None;
+            }
+        }
+        for id in std::mem::take(&mut self.decoded_targets) {
+            if let Some(cached) = self.targets.get_mut(&id) {
+                cached.decoded = None;
+            }
         }
         changes
     }
