@@ -219,10 +219,13 @@ struct HistoryRecord {
     user_id: Option<String>,
     email: Option<String>,
     anonymous_id: Option<String>,
-    traits: Option<(Vec<(String, String)>, Vec<(String, String)>, Vec<String>)>,
+    traits: Option<HistoryTraits>,
     track_event: Option<String>,
     survey: Option<HistorySurvey>,
 }
+
+/// `set`, `set_once` (name, JSON text) and `unset` of a traits change.
+type HistoryTraits = (Vec<(String, String)>, Vec<(String, String)>, Vec<String>);
 
 #[derive(Serialize, Deserialize)]
 struct HistorySurvey {

@@ -84,6 +84,9 @@ fn corrupt(key: &[u8], detail: impl ToString) -> ProjectorError {
     }
 }
 
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// One batch's worth of writes: state and position land together or not at all.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -300,7 +303,7 @@ impl StateStore {
     /// MAU rows erased people alone make up (so they count even where no
     /// remaining event touches their month), and their events' hashes
     /// marked forgotten (so a replay drops them).
-    fn erasure_seeds(&self, v1: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProjectorError> {
+    fn erasure_seeds(&self, v1: bool) -> Result<Vec<Entry>, ProjectorError> {
         let mut retained: BTreeMap<(String, Month), RetainedMau> = BTreeMap::new();
         let mut seeds = Vec::new();
         for record in self.erasures(None) {

@@ -459,7 +459,7 @@ impl WorkspaceState {
                 .timeline(&from)
                 .map_or(LinkInsert::Changed, |t| t.classify(&order, &to));
             match outcome {
-                LinkInsert::Changed => self.relink(r, &[from.clone()], |state| {
+                LinkInsert::Changed => self.relink(r, std::slice::from_ref(&from), |state| {
                     state.insert_link(r, &from, &to, &order)
                 })?,
                 LinkInsert::Redundant => self.insert_link(r, &from, &to, &order)?,
