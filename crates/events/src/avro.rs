@@ -417,25 +417,9 @@ fn check_datum(schema: &Schema, cursor: &mut Datum<'_>) -> Result<(), String> {
             check_datum(variant, cursor)
         }
         Schema::Array(array) => loop {
-            let count = cursor.long()?;
-            if count == 0 {
+            let Some(count) = cursor.block_count()? else {
                 return Ok(());
-            }
-            if count < 0 {
-                // A negative count is followed by the block's size in bytes.
-                let _size = cursor.long()?;
-            }
-            let count = count
-                .checked_abs()
-                .and_then(|c| usize::try_from(c).ok())
-                .ok_or_else(|| format!("bad array block count {count}"))?;
-            // Every item of our arrays takes at least one byte.
-            if count > cursor.remaining() {
-                return Err(format!(
-                    "array block of {count} items is longer than the {} bytes left",
-                    cursor.remaining()
-                ));
-            }
+            };
             for _ in 0..count {
                 check_datum(&array.items, cursor)?;
             }

@@ -185,30 +185,41 @@ impl<'a> Datum<'a> {
         }
     }
 
+    /// The item count of an array's next block, None at its end (a count
+    /// of 0). A negative count is followed by the block's size in bytes,
+    /// which is read past. Every item of our arrays takes at least one
+    /// byte, so a count beyond what is left is refused before any
+    /// allocation.
+    pub(crate) fn block_count(&mut self) -> Result<Option<usize>, Fault> {
+        let count = self.long()?;
+        if count == 0 {
+            return Ok(None);
+        }
+        if count < 0 {
+            let _size = self.long()?;
+        }
+        let count = count
+            .checked_abs()
+            .and_then(|c| usize::try_from(c).ok())
+            .ok_or_else(|| format!("bad array block count {count}"))?;
+        if count > self.remaining() {
+            return Err(format!(
+                "array block of {count} items is longer than the {} bytes left",
+                self.remaining()
+            ));
+        }
+        Ok(Some(count))
+    }
+
     /// An array of strings, in blocks: a count, then that many items, until
     /// a count of 0. A negative count is followed by the block's size in
     /// bytes (which lets a reader skip it); the items follow all the same.
     fn strings(&mut self) -> Result<Vec<&'a str>, Fault> {
         let mut items = Vec::new();
         loop {
-            let count = self.long()?;
-            if count == 0 {
+            let Some(count) = self.block_count()? else {
                 return Ok(items);
-            }
-            if count < 0 {
-                let _size = self.long()?;
-            }
-            let count = count
-                .checked_abs()
-                .and_then(|c| usize::try_from(c).ok())
-                .ok_or_else(|| format!("bad array block count {count}"))?;
-            // Every string takes at least its length byte.
-            if count > self.remaining() {
-                return Err(format!(
-                    "array block of {count} items is longer than the {} bytes left",
-                    self.remaining()
-                ));
-            }
+            };
             items.reserve(count);
             for _ in 0..count {
                 items.push(self.string()?);
