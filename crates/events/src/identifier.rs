@@ -495,8 +495,16 @@ mod tests {
             let folded = |t: &str| -> String { nfkc(&nfkc(t).to_lowercase()) };
             let one = email(&address(&text));
             // The folded form itself, and the same address typed in other
-            // case or composition forms, give the same answer.
-            prop_assert_eq!(email(&address(&folded(&text))), one.clone());
+            // case or composition forms, give the same answer: the same
+            // address, or a refusal for the same reason (the character it
+            // names is the one each form holds: U+3164 folds to U+1160).
+            let same = |a: &Result<String, InvalidIdentifier>, b: &Result<String, InvalidIdentifier>| match (a, b) {
+                (Ok(a), Ok(b)) => a == b,
+                (Err(a), Err(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                _ => false,
+            };
+            let of_folded = email(&address(&folded(&text)));
+            prop_assert!(same(&of_folded, &one), "{:?} vs {:?}", of_folded, one);
             for variant in [
                 text.to_uppercase(),
                 text.to_lowercase(),
@@ -504,7 +512,8 @@ mod tests {
                 text.nfc().collect::<String>(),
             ] {
                 if folded(&variant) == folded(&text) {
-                    prop_assert_eq!(email(&address(&variant)), one.clone(), "{:?}", variant);
+                    let of_variant = email(&address(&variant));
+                    prop_assert!(same(&of_variant, &one), "{:?}: {:?} vs {:?}", variant, of_variant, one);
                 }
             }
         }
